@@ -1,0 +1,106 @@
+"""Pooling: MaxAbsPool2D (the partner of SCS) and the ordinary MaxPool2D.
+
+SCS outputs are signed: -0.9 means "the opposite of my kernel, clearly", as informative as
++0.9. Max pooling would throw every negative response away, so SCS networks use *max-abs*
+pooling: in each window keep the element with the largest absolute value, sign and all.
+
+Both pools use non-overlapping k x k windows (stride = pool size). Rows and columns that do
+not fill a whole window are dropped, as in common max pooling.
+
+How it is vectorized: each window has k*k positions (a, b). The elements at position (a, b)
+of *all* windows form the strided slice ``x[:, :, a::k, b::k]`` (trimmed to whole windows).
+We walk over the k*k positions (4 for k = 2), keeping a running winner per window and the
+index of the position it came from. The backward pass sends each gradient to that position.
+Ties go to the first position in row-major order, so results are deterministic. The walk works
+on any memory layout, so a channels-last view coming from SharpCosSim2D is never copied.
+"""
+
+import numpy as np
+
+from .base import Layer, pair
+
+
+class _WindowPool(Layer):
+    """Shared machinery: pick one element per window by a score, route gradients back to it."""
+
+    def __init__(self, pool_size=2, dtype=np.float32):
+        super().__init__(dtype)
+        self.pool_size = pair(pool_size, "pool_size", type(self).__name__)
+
+    def config(self):
+        return dict(pool_size=list(self.pool_size))
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        kh, kw = self.pool_size
+        return (c, h // kh, w // kw)
+
+    def __str__(self):
+        kh, kw = self.pool_size
+        return f"{type(self).__name__}({kh}x{kw})"
+
+    def _score(self, v):
+        raise NotImplementedError
+
+    def forward(self, x):
+        """x: (N, C, H, W)  ->  y: (N, C, H // kh, W // kw)."""
+        x = self._check_input(x, ndim=4)
+        kh, kw = self.pool_size
+        n, c, h, w = x.shape
+        ho, wo = h // kh, w // kw
+        if ho == 0 or wo == 0:
+            raise ValueError(f"{self}: input {h}x{w} is smaller than one {kh}x{kw} window")
+
+        def part(a, b):  # position (a, b) of every window: (N, C, Ho, Wo) strided view
+            return x[:, :, a:a + kh * ho:kh, b:b + kw * wo:kw]
+
+        y = part(0, 0).copy()                          # running winner
+        best = self._score(y)                          # its score
+        arg = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
+        for i in range(1, kh * kw):
+            cand = part(*divmod(i, kw))
+            score = self._score(cand)
+            better = score > best                      # strict: ties keep the earlier one
+            np.copyto(y, cand, where=better)
+            np.copyto(best, score, where=better)
+            arg[better] = i
+        self._arg = arg
+        self._x_shape = x.shape
+        self._x_layout = x                             # to give dx the input's memory layout
+        self._y_shape = y.shape
+        return y
+
+    def backward(self, dy):
+        """dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W), zero except at each window's winner."""
+        dy = self._check_grad(dy)
+        kh, kw = self.pool_size
+        ho, wo = dy.shape[2], dy.shape[3]
+        # y[n, c, i, j] = x[n, c, i*kh + a, j*kw + b] for the winning (a, b):
+        #   dL/dx at the winner = dL/dy, everywhere else 0.
+        dx = np.zeros_like(self._x_layout)             # same layout as the input (order="K")
+        for i in range(kh * kw):
+            a, b = divmod(i, kw)
+            np.copyto(dx[:, :, a:a + kh * ho:kh, b:b + kw * wo:kw], dy, where=self._arg == i)
+        return dx
+
+
+class MaxAbsPool2D(_WindowPool):
+    """Keep, in each pool_size window, the element of largest |x|, sign kept.
+
+    pool_size: int or (kh, kw); windows do not overlap.
+    forward:  (N, C, H, W) -> (N, C, H // kh, W // kw);  backward: the reverse.
+    """
+
+    def _score(self, v):
+        return np.abs(v)
+
+
+class MaxPool2D(_WindowPool):
+    """Keep, in each pool_size window, the largest element (ordinary max pooling).
+
+    pool_size: int or (kh, kw); windows do not overlap.
+    forward:  (N, C, H, W) -> (N, C, H // kh, W // kw);  backward: the reverse.
+    """
+
+    def _score(self, v):
+        return v.copy()

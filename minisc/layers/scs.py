@@ -1,0 +1,233 @@
+"""Sharpened Cosine Similarity, the layer minisc is about.
+
+Sharpened cosine similarity (SCS) was proposed by Brandon Rohrer as an alternative to
+convolution (https://github.com/brohrer/sharpened-cosine-similarity). Like a convolution it
+slides a kernel over the image; unlike a convolution it scores each patch by the *cosine* of
+the angle between patch and kernel, so a faint stroke and a bold stroke of the same shape score
+the same, and then *sharpens* that cosine with a learned exponent.
+
+For one patch s (the C*kh*kw numbers under the window) and one kernel w_k:
+
+    norm_s = sqrt(s . s + eps) + q        q > 0: learned noise floor (one per layer)
+    norm_w = sqrt(w_k . w_k + eps)
+    c      = (s . w_k) / (norm_s * norm_w)            |c| < 1 because q > 0
+    y      = sign(c) * max(|c|, TINY) ** p_k          p_k > 0: learned, one per kernel
+
+- eps sits *inside* the square root: d sqrt(u)/du is infinite at u = 0, which is every blank
+  patch of an MNIST background, and 0 * inf = NaN in the backward pass.
+- |c| is clamped to TINY before the power: with p < 1, d|c|**p/dc is infinite at c = 0, and
+  ln|c| (needed for dL/dp) is -inf there.
+- q keeps near-blank patches near 0 instead of amplifying noise into confident cosines.
+
+Parameters
+    params["w"]: (K, C, kh, kw)   the kernels
+    params["p"]: (K,)             sharpening exponents, kept in [P_MIN, P_MAX]
+    params["q"]: (1,)             noise floor, kept >= Q_MIN
+``p`` and ``q`` are stored as themselves (not log-transformed), so you can print and plot them.
+After each optimizer step, ``constrain()`` clips them back into range.
+"""
+
+import numpy as np
+
+from .base import Layer, as_rng, pair
+from .windows import box_sum, box_sum_adjoint, col2im, output_size, pad_nhwc, patch_matrix
+
+EPS = 1e-12      # inside the square roots of both norms
+TINY = 1e-30     # |c| is clamped to this before the power and the log
+P_MIN = 0.1      # smallest sharpening exponent allowed after an update
+P_MAX = 10.0     # largest: beyond ~10, |c|**p underflows and the kernel stops learning
+Q_MIN = 1e-4     # q must stay positive for |c| < 1 and a finite blank-patch response
+
+
+class SharpCosSim2D(Layer):
+    """Sharpened cosine similarity over sliding windows.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        C (input channels) and K (number of kernels).
+    kernel_size : int or (kh, kw)
+    stride : int, default 1
+    padding : int, default 0
+        Zeros added on every side of both spatial axes.
+    p_init : float, default 2.0
+        Starting exponent for every kernel.
+    q_init : float, default 0.1
+        Starting noise floor.
+    dtype : np.float32 (default) or np.float64
+    rng : None, int seed or numpy Generator, for the kernel initialisation.
+
+    Shapes
+    ------
+    forward:  x (N, C, H, W)  ->  y (N, K, H_out, W_out),
+              H_out = (H + 2*padding - kh) // stride + 1, likewise W_out.
+    backward: dy (N, K, H_out, W_out)  ->  dx (N, C, H, W), and fills ``grads``.
+
+    The output is a channels-first *view* of channels-last memory (see ``windows.py``).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 p_init=2.0, q_init=0.1, dtype=np.float32, rng=None):
+        super().__init__(dtype)
+        name = type(self).__name__
+        for label, v, lo in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                             ("stride", stride, 1), ("padding", padding, 0)):
+            if not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name}: {label} must be an integer >= {lo}, got {v!r}")
+        if not P_MIN <= p_init <= P_MAX:
+            raise ValueError(f"{name}: p_init must be in [{P_MIN}, {P_MAX}], got {p_init}")
+        if not q_init >= Q_MIN:
+            raise ValueError(f"{name}: q_init must be >= {Q_MIN}, got {q_init}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = pair(kernel_size, "kernel_size", name)
+        self.stride = int(stride)
+        self.padding = int(padding)
+        self.p_init = float(p_init)
+        self.q_init = float(q_init)
+
+        kh, kw = self.kernel_size
+        # Glorot/Xavier-uniform scale. The cosine ignores the kernel's length, but the optimizer
+        # does not: Adam's steps are ~lr in size, so the kernel's scale sets how fast it turns.
+        fan_in = in_channels * kh * kw
+        fan_out = out_channels * kh * kw
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        w = as_rng(rng).uniform(-limit, limit, size=(out_channels, in_channels, kh, kw))
+        self.params = {
+            "w": w.astype(self.dtype),
+            "p": np.full(out_channels, p_init, dtype=self.dtype),
+            "q": np.full(1, q_init, dtype=self.dtype),
+        }
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    # ------------------------------------------------------------------------------------
+    def config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    kernel_size=list(self.kernel_size), stride=self.stride,
+                    padding=self.padding, p_init=self.p_init, q_init=self.q_init)
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        kh, kw = self.kernel_size
+        return (self.out_channels, output_size(h, kh, self.stride, self.padding),
+                output_size(w, kw, self.stride, self.padding))
+
+    def constrain(self):
+        np.clip(self.params["p"], P_MIN, P_MAX, out=self.params["p"])
+        np.maximum(self.params["q"], Q_MIN, out=self.params["q"])
+
+    def __str__(self):
+        kh, kw = self.kernel_size
+        return (f"SharpCosSim2D({self.in_channels}->{self.out_channels}, {kh}x{kw}, "
+                f"stride {self.stride}, padding {self.padding})")
+
+    # ------------------------------------------------------------------------------------
+    def forward(self, x):
+        """x: (N, C, H, W)  ->  y: (N, K, H_out, W_out)."""
+        x = self._check_input(x, ndim=4, channels=self.in_channels)
+        kh, kw = self.kernel_size
+        n, c_in, h, w = x.shape
+        if h + 2 * self.padding < kh or w + 2 * self.padding < kw:
+            raise ValueError(
+                f"{self}: kernel {kh}x{kw} is larger than the padded input "
+                f"{h + 2 * self.padding}x{w + 2 * self.padding} (input {h}x{w}, "
+                f"padding {self.padding}); use a smaller kernel or more padding")
+        st = self.stride
+        k = self.out_channels
+        p = self.params["p"]                                     # (K,)
+        q = self.params["q"]                                     # (1,)
+
+        # Kernels as rows of a (K, D) matrix, columns ordered (kernel row, kernel col, channel)
+        # to match the patch matrix below; then scaled to unit length.
+        w_rows = self.params["w"].transpose(0, 2, 3, 1).reshape(k, -1)      # (K, D)
+        norm_w = np.sqrt(np.einsum("kd,kd->k", w_rows, w_rows) + EPS)       # (K,)
+        w_hat = w_rows / norm_w[:, None]                                    # (K, D)
+
+        # Patches: pad, take the strided window view, copy it into the patch matrix.
+        xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)               # (N, Hp, Wp, C)
+        cols = patch_matrix(xp, kh, kw, st)                                 # (M, D)
+        h_out = output_size(h, kh, st, self.padding)
+        w_out = output_size(w, kw, st, self.padding)
+
+        # Patch norms from a box sum of x**2: no need to square the (bigger) patch matrix.
+        sq_sum = box_sum(np.einsum("nhwc,nhwc->nhw", xp, xp), kh, kw, st)   # (N, Ho, Wo)
+        root_s = np.sqrt(sq_sum.reshape(-1) + EPS)                          # (M,)
+        norm_s = root_s + q                                                 # (M,)
+
+        dot = cols @ w_hat.T                                                # (M, K)  BLAS
+        c = dot / norm_s[:, None]                                           # (M, K)
+
+        # y = sign(c) * |c|**p, computed as exp(p * ln|c|): ln|c| is needed again for dL/dp.
+        abs_c = np.maximum(np.abs(c), TINY)                                 # (M, K)
+        log_c = np.log(abs_c)                                               # (M, K)
+        y = np.exp(log_c * p)                                               # (M, K)  |y|
+        y *= np.sign(c)
+
+        self._cache = dict(x_shape=x.shape, xp_shape=xp.shape, xp=xp, cols=cols,
+                           w_hat=w_hat, norm_w=norm_w, root_s=root_s, norm_s=norm_s,
+                           c=c, abs_c=abs_c, log_c=log_c, y=y)
+        out = y.reshape(n, h_out, w_out, k).transpose(0, 3, 1, 2)           # (N, K, Ho, Wo) view
+        self._y_shape = out.shape
+        return out
+
+    # ------------------------------------------------------------------------------------
+    def backward(self, dy):
+        """dy: (N, K, H_out, W_out)  ->  dx: (N, C, H, W); fills grads["w"], ["p"], ["q"]."""
+        dy = self._check_grad(dy)
+        cc = self._cache
+        kh, kw = self.kernel_size
+        st = self.stride
+        k = self.out_channels
+        p = self.params["p"]
+        c, y, abs_c, log_c = cc["c"], cc["y"], cc["abs_c"], cc["log_c"]
+        norm_s, root_s, norm_w, w_hat = cc["norm_s"], cc["root_s"], cc["norm_w"], cc["w_hat"]
+        g = dy.transpose(0, 2, 3, 1).reshape(-1, k)                         # (M, K) dL/dy
+
+        # y = sign(c) * |c|**p
+        #   dy/dp = y * ln|c|
+        #   dy/dc = p * |c|**(p-1) = p * |y| / |c|   (the sign cancels: even in c)
+        # where |c| was clamped to TINY, y is constant in c, so dy/dc = 0 there.
+        self.grads["p"][...] = np.einsum("mk,mk->k", g * y, log_c)
+        dy_dc = np.abs(y)
+        dy_dc /= abs_c
+        dy_dc *= p
+        dy_dc[abs_c <= TINY] = 0.0
+        gc = g * dy_dc                                                      # (M, K) dL/dc
+
+        # c = (s . w_hat) / norm_s,   norm_s = sqrt(s.s + eps) + q
+        #   dc/d(s . w_hat) = 1 / norm_s
+        #   dc/d norm_s     = -c / norm_s
+        u = gc / norm_s[:, None]                                            # (M, K) dL/d(s.w_hat)
+        dl_dnorm_s = -np.einsum("mk,mk->m", gc, c) / norm_s                 # (M,)   dL/dnorm_s
+
+        # norm_s = sqrt(s.s + eps) + q  ->  dnorm_s/dq = 1, summed over every patch
+        self.grads["q"][0] = dl_dnorm_s.sum()
+
+        # w_hat = w / norm_w, norm_w = sqrt(w.w + eps)
+        #   dL/dw = (dL/dw_hat - w_hat * (w_hat . dL/dw_hat)) / norm_w
+        dw_hat = u.T @ cc["cols"]                                           # (K, D)  BLAS
+        radial = np.einsum("kd,kd->k", w_hat, dw_hat)                       # (K,)
+        dw_rows = (dw_hat - w_hat * radial[:, None]) / norm_w[:, None]      # (K, D)
+        self.grads["w"][...] = dw_rows.reshape(k, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
+
+        if not self.needs_input_grad:
+            return None
+
+        # dL/ds has two parts:
+        #   through the dot product:  sum_k u[m, k] * w_hat[k]       -> col2im back to pixels
+        #   through norm_s:           dL/dnorm_s * s / sqrt(s.s + eps)
+        # The second is a per-patch scalar times the patch itself, so on the pixels it becomes
+        # x * (box-sum adjoint of those scalars): no patch-sized array needed.
+        dcols = u @ w_hat                                                   # (M, D)  BLAS
+        dxp = col2im(dcols, cc["xp_shape"], kh, kw, st)                     # (N, Hp, Wp, C)
+        n, hp, wp, _ = cc["xp_shape"]
+        h_out = (hp - kh) // st + 1
+        w_out = (wp - kw) // st + 1
+        r = (dl_dnorm_s / root_s).reshape(n, h_out, w_out)                  # (N, Ho, Wo)
+        spread = box_sum_adjoint(r, (hp, wp), kh, kw, st)                   # (N, Hp, Wp)
+        dxp += cc["xp"] * spread[..., None]
+
+        pad = self.padding
+        _, _, h, w = cc["x_shape"]
+        dx = dxp[:, pad:pad + h, pad:pad + w, :]                            # (N, H, W, C)
+        return dx.transpose(0, 3, 1, 2)                                     # (N, C, H, W) view

@@ -1,0 +1,51 @@
+"""Losses. A loss takes the network's output and the targets, returns one number, and its
+backward() returns dL/d(output) to start backpropagation."""
+
+import numpy as np
+
+
+class SoftmaxCrossEntropy:
+    """Mean cross-entropy of softmax(logits) against integer labels.
+
+    forward(logits (N, classes), labels (N,) ints) -> float, the mean loss
+    backward() -> dL/dlogits (N, classes) = (softmax(logits) - onehot(labels)) / N
+
+    Numerically stable: log softmax is computed as z - max(z) - log(sum(exp(z - max(z)))), so
+    large logits never overflow exp.
+    """
+
+    def forward(self, logits, labels):
+        if not isinstance(logits, np.ndarray) or logits.ndim != 2:
+            got = getattr(logits, "shape", type(logits).__name__)
+            raise ValueError(f"SoftmaxCrossEntropy: expected logits of shape (N, classes), got {got}")
+        labels = np.asarray(labels)
+        if labels.shape != (logits.shape[0],):
+            raise ValueError(f"SoftmaxCrossEntropy: expected {logits.shape[0]} labels of shape "
+                             f"(N,), got shape {labels.shape}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"SoftmaxCrossEntropy: labels must be integers, got dtype {labels.dtype}")
+        n_classes = logits.shape[1]
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {n_classes - 1}], got "
+                             f"values from {labels.min()} to {labels.max()}")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = shifted - log_sum                                   # (N, classes)
+        rows = np.arange(len(labels))
+        self._probs = np.exp(log_probs)
+        self._labels = labels
+        return float(-log_probs[rows, labels].mean())
+
+    __call__ = forward
+
+    def backward(self):
+        # L = -mean_n log softmax(z_n)[label_n]  ->  dL/dz_n = (softmax(z_n) - onehot_n) / N
+        grad = self._probs.copy()
+        grad[np.arange(len(self._labels)), self._labels] -= 1
+        grad /= len(self._labels)
+        return grad
+
+
+def accuracy(logits, labels):
+    """Fraction of rows whose largest logit is at the label's index."""
+    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))

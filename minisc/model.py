@@ -1,0 +1,265 @@
+"""Sequential: a stack of layers, its summary, and saving/loading it as one .npz file.
+
+File format (a plain NumPy ``.npz``, readable with ``np.load``):
+
+    "__minisc__"         JSON text: {"format": 1, "input_shape": [...] or null,
+                                     "layers": [{"type": "SharpCosSim2D", "config": {...}}, ...]}
+    "<i>.<name>"         the parameter ``name`` of layer i, e.g. "0.w", "0.p", "0.q", "7.b"
+
+Saving writes a temporary file beside the target and renames it over the target only when it
+is complete, so an interrupted save never leaves a half-written model behind.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .layers import LAYER_TYPES, Layer
+from .layers.base import as_float_dtype
+
+FORMAT_VERSION = 1
+_META_KEY = "__minisc__"
+
+
+class Sequential:
+    """Layers applied one after the other.
+
+    layers : list of Layer
+    input_shape : optional (C, H, W) of one example, used by summary() and checked by forward.
+
+    forward(x) runs every layer's forward; backward(dy) runs every backward in reverse and
+    returns dL/dx (or None: the first layer skips its input gradient, which nobody uses, unless
+    you set ``model.layers[0].needs_input_grad = True``, as gradcheck does).
+    """
+
+    def __init__(self, layers, input_shape=None):
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a minisc Layer")
+        if not layers:
+            raise ValueError("Sequential: needs at least one layer")
+        self.layers = layers
+        self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
+        self.layers[0].needs_input_grad = False
+        if self.input_shape is not None:
+            self.output_shapes()          # fails early, naming the layer, if shapes don't fit
+
+    # ------------------------------------------------------------------------------------
+    def forward(self, x):
+        """x: (N, *input_shape) -> the last layer's output."""
+        if self.input_shape is not None and isinstance(x, np.ndarray) \
+                and tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}),"
+                             f" got {x.shape}")
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dy):
+        """dy: dL/d(output) -> dL/dx (None if the first layer skips it). Fills every layer's grads."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def predict(self, x, batch_size=500):
+        """Class scores for many examples, in batches to bound memory: (N, ...) -> (N, classes)."""
+        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs)
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def n_params(self):
+        return sum(layer.n_params for layer in self.layers)
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype
+
+    def astype(self, dtype):
+        """Convert every layer to float32 or float64, in place; returns self."""
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def output_shapes(self, input_shape=None):
+        """Per-layer output shapes (without the batch axis), given one example's input shape."""
+        shape = tuple(input_shape or self.input_shape or ())
+        if not shape:
+            raise ValueError("Sequential: no input_shape given (pass one, or set model.input_shape)")
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(int(v) for v in layer.output_shape(shape))
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"Sequential: layer {i} ({layer}) cannot take input of shape "
+                                 f"{shape}: {err}") from None
+            if any(v < 1 for v in shape):
+                raise ValueError(f"Sequential: layer {i} ({layer}) would output shape {shape} "
+                                 f"from input {shapes[-1] if shapes else input_shape}")
+            shapes.append(shape)
+        return shapes
+
+    def summary(self, input_shape=None):
+        """A table of layers, output shapes and parameter counts, as a string."""
+        shape = input_shape or self.input_shape
+        shapes = self.output_shapes(shape) if shape else [None] * len(self.layers)
+        rows = [("#", "layer", "output shape", "params")]
+        if shape:
+            rows.append(("", "input", str(tuple(shape)), ""))
+        for i, (layer, out) in enumerate(zip(self.layers, shapes, strict=False)):
+            rows.append((str(i), str(layer), "?" if out is None else str(out), f"{layer.n_params:,}"))
+        widths = [max(len(r[j]) for r in rows) for j in range(4)]
+        fmt = "  ".join(["{:>%d}" % widths[0], "{:<%d}" % widths[1], "{:<%d}" % widths[2],
+                         "{:>%d}" % widths[3]])
+        lines = [fmt.format(*rows[0]), "-" * (sum(widths) + 6)]
+        lines += [fmt.format(*r) for r in rows[1:]]
+        lines.append("-" * (sum(widths) + 6))
+        lines.append(f"total parameters: {self.n_params:,}   dtype: {self.dtype}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def __repr__(self):
+        return f"Sequential([{', '.join(repr(layer) for layer in self.layers)}])"
+
+    # ------------------------------------------------------------------------------------
+    def architecture(self):
+        """The JSON-friendly description saved beside the parameters."""
+        return {"format": FORMAT_VERSION,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "layers": [{"type": type(layer).__name__, "config": layer.config()}
+                           for layer in self.layers]}
+
+    def save(self, path):
+        """Write architecture and parameters to one .npz file (atomically: temp file + rename)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ValueError(f"Sequential.save: the file name must end in .npz, got {path.name!r}")
+        for i, layer in enumerate(self.layers):
+            if type(layer).__name__ not in LAYER_TYPES:
+                raise TypeError(f"Sequential.save: layer {i} ({type(layer).__name__}) is not "
+                                "registered; decorate its class with minisc.register_layer")
+        arrays = {_META_KEY: np.array(json.dumps(self.architecture()))}
+        for i, layer in enumerate(self.layers):
+            for name, value in layer.params.items():
+                arrays[f"{i}.{name}"] = value
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def load_weights(self, path):
+        """Copy the parameters saved in ``path`` into this model, in place.
+
+        The file's architecture must equal this model's; otherwise a ValueError says where
+        they differ and nothing is changed.
+        """
+        meta, arrays = _read_model_file(path)
+        mine = self.architecture()["layers"]
+        theirs = meta["layers"]
+        if len(mine) != len(theirs):
+            raise ValueError(f"{path}: the file holds a model of {len(theirs)} layers, this model has "
+                             f"{len(mine)}")
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            if a["type"] != b["type"] or a["config"] != b["config"]:
+                raise ValueError(f"{path}: layer {i} differs: the file has {b['type']} "
+                                 f"{b['config']}, this model has {a['type']} {a['config']}")
+        _check_arrays(path, self.layers, arrays)
+        for i, layer in enumerate(self.layers):
+            for name in layer.params:
+                layer.params[name][...] = arrays[f"{i}.{name}"]
+        return self
+
+
+def _read_model_file(path):
+    """(architecture dict, dict of arrays) from a minisc .npz, or a ValueError saying why not."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"minisc.load: no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise ValueError(f"minisc.load: {path} is not a readable minisc model file (.npz): "
+                         f"{type(err).__name__}: {err}. Was it truncated, or saved by something "
+                         "else?") from None
+    if _META_KEY not in arrays:
+        raise ValueError(f"minisc.load: {path} is a NumPy .npz file but not a minisc model "
+                         f"(no '{_META_KEY}' entry; it holds {sorted(arrays)[:5]}...)")
+    try:
+        meta = json.loads(str(arrays.pop(_META_KEY)))
+        layers = meta["layers"]
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        for spec in layers:
+            spec["type"], spec["config"]  # noqa: B018 (presence check)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"minisc.load: {path} has a damaged or unknown architecture record: "
+                         f"{err}") from None
+    return meta, arrays
+
+
+def _check_arrays(path, layers, arrays):
+    """Every parameter present with the right shape, and no extra arrays."""
+    expected = set()
+    for i, layer in enumerate(layers):
+        for name, value in layer.params.items():
+            key = f"{i}.{name}"
+            expected.add(key)
+            if key not in arrays:
+                raise ValueError(f"minisc.load: {path} lacks parameter {key!r} of layer {i} ({layer})")
+            got = arrays[key]
+            if got.shape != value.shape:
+                raise ValueError(f"minisc.load: {path}: parameter {key!r} of layer {i} ({layer}) has "
+                                 f"shape {got.shape}, expected {value.shape}")
+            if not np.issubdtype(got.dtype, np.floating) or not np.isfinite(got).all():
+                raise ValueError(f"minisc.load: {path}: parameter {key!r} is not a finite float array")
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        raise ValueError(f"minisc.load: {path} holds arrays no layer expects: {extra[:5]}")
+
+
+def load(path, dtype=None):
+    """Rebuild a Sequential model saved with ``model.save(path)``.
+
+    dtype: None keeps the saved precision; np.float32 or np.float64 converts.
+    Raises FileNotFoundError, or ValueError naming what is wrong with the file.
+    """
+    meta, arrays = _read_model_file(path)
+    first = next(iter(arrays.values()), None)
+    layer_dtype = dtype or (first.dtype if first is not None else np.float32)
+    layers = []
+    for i, spec in enumerate(meta["layers"]):
+        cls = LAYER_TYPES.get(spec["type"])
+        if cls is None:
+            raise ValueError(f"minisc.load: {path}: layer {i} has unknown type {spec['type']!r}; "
+                             "for a layer of your own, import it and decorate its class with "
+                             "minisc.register_layer before loading")
+        try:
+            layers.append(cls(**spec["config"], dtype=as_float_dtype(layer_dtype, "minisc.load")))
+        except TypeError as err:
+            raise ValueError(f"minisc.load: {path}: cannot rebuild layer {i} ({spec['type']}) from "
+                             f"{spec['config']}: {err}") from None
+    _check_arrays(path, layers, arrays)
+    for i, layer in enumerate(layers):
+        for name in layer.params:
+            layer.params[name][...] = arrays[f"{i}.{name}"]
+    shape = meta.get("input_shape")
+    return Sequential(layers, input_shape=shape)

@@ -1,0 +1,90 @@
+"""Bad input gets an error that names the layer, what it got and what it expected."""
+
+import numpy as np
+import pytest
+
+from minisc import Adam, Conv2D, Dense, MaxAbsPool2D, SharpCosSim2D, SoftmaxCrossEntropy
+
+
+def test_wrong_number_of_dimensions():
+    with pytest.raises(ValueError, match=r"SharpCosSim2D: expected a 4-D input \(N, C, H, W\), got shape \(28, 28\)"):
+        SharpCosSim2D(1, 2, 3).forward(np.zeros((28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"Dense: expected a 2-D input"):
+        Dense(4, 2).forward(np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"MaxAbsPool2D: expected a 4-D input"):
+        MaxAbsPool2D().forward(np.zeros((3, 4, 4), np.float32))
+
+
+def test_channel_mismatch():
+    with pytest.raises(ValueError, match=r"SharpCosSim2D: expected 3 input channels .* got 1"):
+        SharpCosSim2D(3, 2, 3).forward(np.zeros((2, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2D: expected 2 input channels"):
+        Conv2D(2, 2, 3).forward(np.zeros((2, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"Dense\(4->2\): expected 4 input features"):
+        Dense(4, 2).forward(np.zeros((2, 5), np.float32))
+
+
+def test_kernel_larger_than_padded_input():
+    with pytest.raises(ValueError, match=r"kernel 5x5 is larger than the padded input 4x4"):
+        SharpCosSim2D(1, 2, 5).forward(np.zeros((1, 1, 4, 4), np.float32))
+    # with enough padding the same input is fine
+    assert SharpCosSim2D(1, 2, 5, padding=1).forward(np.zeros((1, 1, 4, 4), np.float32)).shape == (1, 2, 2, 2)
+    with pytest.raises(ValueError, match="smaller than one 2x2 window"):
+        MaxAbsPool2D(2).forward(np.zeros((1, 1, 1, 5), np.float32))
+
+
+def test_integer_input():
+    with pytest.raises(TypeError, match=r"SharpCosSim2D: expected a float array.*got dtype uint8.*to_float"):
+        SharpCosSim2D(1, 2, 3).forward(np.zeros((1, 1, 8, 8), np.uint8))
+    with pytest.raises(TypeError, match="numpy array"):
+        SharpCosSim2D(1, 2, 3).forward([[1.0]])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input(bad):
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    x[0, 0, 3, 3] = bad
+    with pytest.raises(ValueError, match=r"SharpCosSim2D: input contains 1 NaN or infinite value"):
+        SharpCosSim2D(1, 2, 3).forward(x)
+
+
+def test_large_finite_input_is_not_mistaken_for_inf():
+    x = np.full((1, 1, 8, 8), 3e38, np.float32)           # its sum overflows float32
+    assert np.isfinite(SharpCosSim2D(1, 2, 3).forward(x)).all()
+
+
+def test_float64_input_is_converted_to_the_layer_dtype():
+    y = SharpCosSim2D(1, 2, 3).forward(np.zeros((1, 1, 8, 8)))
+    assert y.dtype == np.float32
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="out_channels must be an integer >= 1"):
+        SharpCosSim2D(1, 0, 3)
+    with pytest.raises(ValueError, match="kernel_size must be >= 1"):
+        SharpCosSim2D(1, 2, 0)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        SharpCosSim2D(1, 2, 3, dtype=np.int32)
+    with pytest.raises(ValueError, match="p_init"):
+        SharpCosSim2D(1, 2, 3, p_init=0.0)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        Adam(Dense(2, 2), lr=0)
+
+
+def test_backward_before_forward_and_wrong_gradient_shape():
+    layer = SharpCosSim2D(1, 2, 3)
+    with pytest.raises(RuntimeError, match="backward\\(\\) called before forward\\(\\)"):
+        layer.backward(np.zeros((1, 2, 6, 6), np.float32))
+    layer.forward(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"expected a gradient of shape \(1, 2, 6, 6\)"):
+        layer.backward(np.zeros((1, 2, 5, 5), np.float32))
+
+
+def test_loss_errors():
+    loss = SoftmaxCrossEntropy()
+    with pytest.raises(ValueError, match=r"expected 2 labels"):
+        loss.forward(np.zeros((2, 3)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+        loss.forward(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(TypeError, match="labels must be integers"):
+        loss.forward(np.zeros((2, 3)), np.array([0.0, 1.0]))

@@ -1,0 +1,174 @@
+"""SharpCosSim2D: forward against the formula, backward against finite differences and the
+loop reference, and the numerical pitfalls (blank patches, p < 1, c == 0)."""
+
+import numpy as np
+import pytest
+
+from minisc import SharpCosSim2D, gradcheck
+from minisc import reference as ref
+from minisc.layers.scs import P_MAX, P_MIN, Q_MIN
+
+# (in_channels, out_channels, kernel, stride, padding, (H, W))
+CONFIGS = [
+    (2, 3, 1, 1, 0, (5, 6)),
+    (1, 4, 3, 1, 0, (7, 7)),
+    (3, 2, 3, 2, 1, (8, 9)),
+    (3, 5, 5, 1, 2, (6, 7)),
+    (1, 2, 5, 2, 0, (11, 9)),
+    (3, 3, (3, 5), 1, 1, (7, 8)),
+    (2, 4, 3, 2, 2, (5, 5)),
+]
+
+
+def _layer(cin, cout, k, stride, pad, rng, p_low=0.3, p_high=3.0):
+    layer = SharpCosSim2D(cin, cout, k, stride=stride, padding=pad, dtype=np.float64, rng=rng)
+    # p both below and above 1, and a q away from its initial value
+    layer.params["p"][:] = rng.uniform(p_low, p_high, cout)
+    layer.params["p"][0] = 0.5
+    layer.params["p"][-1] = 2.5
+    layer.params["q"][:] = 0.05
+    return layer
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,pad,hw", CONFIGS)
+def test_gradients_match_finite_differences(cin, cout, k, stride, pad, hw):
+    rng = np.random.default_rng(0)
+    layer = _layer(cin, cout, k, stride, pad, rng)
+    x = rng.standard_normal((2, cin) + hw)
+    errors = gradcheck(layer, x, max_checks=60)
+    assert set(errors) == {"x", "w", "p", "q"}
+    for name, err in errors.items():
+        assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,pad,hw", CONFIGS)
+def test_vectorized_matches_loop_reference(cin, cout, k, stride, pad, hw):
+    rng = np.random.default_rng(1)
+    layer = _layer(cin, cout, k, stride, pad, rng)
+    x = rng.standard_normal((3, cin) + hw)
+    x[0, :, : hw[0] // 2, : hw[1] // 2] = 0.0          # some blank patches too
+    w, p, q = layer.params["w"], layer.params["p"], layer.params["q"]
+    y = layer.forward(x)
+    y_ref = ref.scs_forward(x, w, p, q, stride, pad)
+    assert y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-13)
+
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dx_ref, dw_ref, dp_ref, dq_ref = ref.scs_backward(x, w, p, q, dy, stride, pad)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["w"], dw_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["p"], dp_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["q"], dq_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_forward_is_the_formula_for_one_patch():
+    """One patch, one kernel, worked out by hand from the definition."""
+    layer = SharpCosSim2D(1, 1, 2, dtype=np.float64, rng=0)
+    layer.params["w"][...] = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    layer.params["p"][:] = 3.0
+    layer.params["q"][:] = 0.5
+    x = np.array([[[[2.0, 1.0], [0.0, 1.0]]]])
+    norm_s = np.sqrt(4 + 1 + 0 + 1 + 1e-12) + 0.5
+    norm_w = np.sqrt(2 + 1e-12)
+    c = (2 - 1) / (norm_s * norm_w)
+    assert layer.forward(x)[0, 0, 0, 0] == pytest.approx(c ** 3, rel=1e-14)
+    x[0, 0, 1, 1] = 5.0                                  # now the dot product is negative
+    norm_s = np.sqrt(4 + 1 + 25 + 1e-12) + 0.5
+    c = (2 - 5) / (norm_s * norm_w)
+    assert layer.forward(x)[0, 0, 0, 0] == pytest.approx(-abs(c) ** 3, rel=1e-14)
+
+
+def test_float32_agrees_with_float64():
+    rng = np.random.default_rng(2)
+    l64 = _layer(3, 4, 3, 1, 1, rng)
+    l32 = SharpCosSim2D(3, 4, 3, padding=1)
+    for k in l64.params:
+        l32.params[k][...] = l64.params[k]
+    x = rng.standard_normal((4, 3, 9, 9))
+    y64 = l64.forward(x)
+    y32 = l32.forward(x.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, atol=2e-5)
+    dy = rng.standard_normal(y64.shape)
+    dx64, dx32 = l64.backward(dy), l32.backward(dy.astype(np.float32))
+    assert dx32.dtype == np.float32 and l32.grads["w"].dtype == np.float32
+    np.testing.assert_allclose(dx32, dx64, atol=1e-4 * np.abs(dx64).max())
+    for k in ("w", "p", "q"):
+        np.testing.assert_allclose(l32.grads[k], l64.grads[k],
+                                   atol=1e-4 * np.abs(l64.grads[k]).max() + 1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_nan_on_blank_input_small_p_and_zero_cosine(dtype):
+    layer = SharpCosSim2D(2, 3, 3, padding=1, dtype=dtype, rng=0)
+    layer.params["p"][:] = [P_MIN, 0.5, 1.7]
+    layer.params["q"][:] = Q_MIN
+    x = np.zeros((2, 2, 6, 6), dtype=dtype)              # every patch blank
+    x[1, 0, 2, 2] = 1.0                                  # one lit pixel
+    layer.params["w"][0] = 0.0                           # c == 0 exactly for kernel 0
+    layer.params["w"][0, 0, 0, 0] = 1e-3
+    layer.params["w"][0, 1, 1, 1] = 0.0
+    y = layer.forward(x)
+    assert np.isfinite(y).all()
+    assert np.all(y[0] == 0)                             # blank patches score exactly 0
+    dx = layer.backward(np.ones_like(y))
+    assert np.isfinite(dx).all()
+    for k, g in layer.grads.items():
+        assert np.isfinite(g).all(), k
+
+
+def test_gradients_finite_differences_with_blank_patches():
+    # On a blank patch c == 0, where |c|**p has slope 0 for p > 1 and an infinite slope for
+    # p < 1 (there the layer returns 0, the derivative of the clamped function). Finite
+    # differences see |c(delta)|**p / delta ~ delta**(p - 1), which is only negligible for p
+    # well above 1 (and sign(c)|c|**p is smooth enough for central differences only from
+    # p = 3), so this check uses p >= 3; p < 1 is checked on lit patches above.
+    rng = np.random.default_rng(3)
+    layer = _layer(1, 3, 3, 1, 1, rng, p_low=3.0, p_high=4.0)
+    layer.params["p"][0] = 3.0
+    layer.params["q"][:] = 0.5        # c grows like delta / q on a blank patch: keep it tame
+    x = rng.random((2, 1, 8, 8))
+    x[:, :, :3, :] = 0.0                                 # an MNIST-like blank border
+    for name, err in gradcheck(layer, x, max_checks=80).items():
+        assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+
+def test_constrain_clips_p_and_q():
+    layer = SharpCosSim2D(1, 3, 3)
+    layer.params["p"][:] = [-1.0, 5.0, 100.0]
+    layer.params["q"][:] = -0.5
+    p_before = layer.params["p"]
+    layer.constrain()
+    assert layer.params["p"] is p_before                 # in place
+    np.testing.assert_array_equal(layer.params["p"], np.float32([P_MIN, 5.0, P_MAX]))
+    assert layer.params["q"][0] == np.float32(Q_MIN)
+
+
+def test_output_bounded_by_one_and_sign_kept():
+    rng = np.random.default_rng(4)
+    layer = SharpCosSim2D(1, 2, 3, dtype=np.float64, rng=0)
+    x = rng.standard_normal((2, 1, 6, 6)) * 100
+    y = layer.forward(x)
+    assert np.abs(y).max() < 1
+    x_neg = layer.forward(-x)
+    np.testing.assert_allclose(x_neg, -y, rtol=1e-12)    # negated input, negated score
+
+
+def test_scale_invariance_of_kernel():
+    rng = np.random.default_rng(5)
+    layer = SharpCosSim2D(2, 2, 3, dtype=np.float64, rng=0)
+    x = rng.standard_normal((1, 2, 5, 5))
+    y1 = layer.forward(x)
+    layer.params["w"] *= 7.0
+    np.testing.assert_allclose(layer.forward(x), y1, rtol=1e-9)
+
+
+def test_parameter_shapes_and_count():
+    layer = SharpCosSim2D(24, 48, 5)
+    assert layer.params["w"].shape == (48, 24, 5, 5)
+    assert layer.params["p"].shape == (48,)
+    assert layer.params["q"].shape == (1,)
+    assert layer.n_params == 48 * 24 * 25 + 48 + 1
+    assert {k: v.shape for k, v in layer.grads.items()} == {k: v.shape for k, v in layer.params.items()}
+    assert all(v.dtype == np.float32 for v in layer.params.values())
