@@ -1,0 +1,88 @@
+"""The training machinery: data loading, augmentation, schedule, reproducibility, the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minisc
+from minisc.models import MODELS, build_model
+from minisc.train import evaluate, load_dataset, lr_at, random_shift, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_named_models_sizes_and_shapes():
+    sizes = {name: build_model(name, rng=0).n_params for name in MODELS}
+    assert sizes["reference"] == 52_189
+    assert sizes["scs-tiny"] <= 2_000
+    assert abs(sizes["convnet"] - sizes["scs"]) / sizes["scs"] < 0.05    # a fair comparison
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    for name in MODELS:
+        assert build_model(name, rng=0).forward(x).shape == (2, 10), name
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        build_model("nope")
+
+
+def test_random_shift_moves_whole_images_within_bounds():
+    rng = np.random.default_rng(0)
+    x = np.zeros((50, 1, 9, 9), np.float32)
+    x[:, 0, 4, 4] = 1.0                                   # one lit pixel in the centre
+    out = random_shift(x, 2, rng)
+    assert out.shape == x.shape
+    rows, cols = np.nonzero(out[:, 0].sum(axis=0))
+    assert out.sum() == 50                                # nothing lost: the pixel stays inside
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(*np.nonzero(out[:, 0])[1:]))) > 10  # many different offsets used
+    assert random_shift(x, 0, rng) is x
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    lrs = [lr_at(s, 100, 10, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] < 1e-3
+
+
+def test_training_is_reproducible_and_learns_on_real_digits():
+    data = load_dataset("sample", quick=True, log=lambda *a: None)
+    assert data["x_train"].dtype == np.float32 and data["x_train"].shape[1:] == (1, 28, 28)
+    runs = []
+    for _ in range(2):
+        model = build_model("scs-tiny", rng=0)
+        hist = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
+                     epochs=4, lr=0.02, batch_size=32, shift=1, seed=3, progress=False,
+                     log=lambda *a: None)
+        runs.append(hist)
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]
+    assert runs[0]["val_acc"][-1] > 0.4                   # far above chance (0.1) after 4 short epochs
+    assert runs[0]["train_loss"][1] < runs[0]["train_loss"][0]
+    loss, acc = evaluate(model, data["x_test"], data["y_test"])
+    assert acc == pytest.approx(runs[1]["val_acc"][-1]) and np.isfinite(loss)
+
+
+def test_train_cli_quick_writes_a_loadable_model(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "minisc.train", "--data", "sample", "--model", "scs-tiny",
+                           "--quick", "--no-progress", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy:" in proc.stdout
+    model = minisc.load(out / "model.npz")
+    assert model.n_params == build_model("scs-tiny").n_params
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    assert model.forward(x).shape == (3, 10)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["val_acc"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["history.json", "model.npz"]
+
+
+def test_nan_loss_stops_training_with_a_clear_message():
+    model = build_model("scs-tiny", rng=0)
+    model.layers[-1].params["w"][...] = np.nan
+    x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+    with pytest.raises((FloatingPointError, ValueError), match="NaN|nan"):
+        train(model, x, np.arange(8) % 10, epochs=1, progress=False, log=lambda *a: None)
