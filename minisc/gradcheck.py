@@ -72,9 +72,16 @@ def gradcheck(layer_or_model, x, *, delta=1e-6, max_checks=100, seed=0, verbose=
 
     model.forward(x)
     dx = model.backward(proj.copy())
+    if not isinstance(dx, np.ndarray) or dx.shape != x.shape:
+        got = dx.shape if isinstance(dx, np.ndarray) else type(dx).__name__
+        raise ValueError(f"gradcheck: backward() returned dL/dx of shape {got}; expected the "
+                         f"input's shape {x.shape}")
     analytic = {"x": np.array(dx, dtype=np.float64)}
     slots = _slots(model)
-    for label, _, grads, key in slots:
+    for label, params, grads, key in slots:
+        if grads[key].shape != params[key].shape:
+            raise ValueError(f"gradcheck: grads[{key!r}] ({label}) has shape {grads[key].shape}; "
+                             f"expected the shape of params[{key!r}], {params[key].shape}")
         analytic[label] = grads[key].copy()
 
     arrays = [("x", x)] + [(label, params[key]) for label, params, _, key in slots]

@@ -43,3 +43,16 @@ def test_gradcheck_leaves_the_layer_untouched_and_reports(capsys):
     out = capsys.readouterr().out
     assert "relative error" in out and "q" in out
     assert max(errors.values()) < 1e-5
+
+
+class TransposedDense(Dense):
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.grads["w"] = self.grads["w"].T.copy()        # right size, wrong shape
+        return dx
+
+
+def test_gradcheck_names_a_gradient_of_the_wrong_shape():
+    import pytest
+    with pytest.raises(ValueError, match=r"grads\['w'\].*shape \(3, 4\).*\(4, 3\)"):
+        gradcheck(TransposedDense(4, 3, rng=0), np.ones((2, 4)))
