@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from minisc import Adam, Conv2D, Dense, MaxAbsPool2D, SharpCosSim2D, SoftmaxCrossEntropy
+from minisc import Adam, Conv2D, Dense, Flatten, MaxAbsPool2D, SharpCosSim2D, SoftmaxCrossEntropy
 
 
 def test_wrong_number_of_dimensions():
