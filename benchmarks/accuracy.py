@@ -72,7 +72,7 @@ def main(argv=None):
             finite = all(np.isfinite(hist["train_loss"]))
             rows.append((name, seed, model.n_params, settings["epochs"], seconds, acc, acc_full, finite))
             line = (f"{name:10s} seed {seed}  {model.n_params:6,d} params  {settings['epochs']:3d} epochs  "
-                    f"{seconds:6.1f} s  test acc {acc:.4f} ({len(data['y_test']):,} digits)")
+                    f"{seconds:6.1f} s  test acc {acc:.4f} ({len(data['y_test']):,} images)")
             if acc_full is not None:
                 line += f"  MNIST test acc {acc_full:.4f} (10,000 digits)"
             print(line + ("" if finite else "  NaN in the loss!"), flush=True)

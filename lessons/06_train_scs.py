@@ -17,9 +17,9 @@ Data: full MNIST (60,000 digits) if its files are on disk or can be downloaded, 
 """
 
 # %%
+import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
 import numpy as np
 
-import _lesson
 import minisc
 from minisc import SoftmaxCrossEntropy, viz
 from minisc.models import build_model
@@ -31,7 +31,7 @@ SEED = 0
 
 # %% [1] The data ------------------------------------------------------------------------------
 _lesson.section("1. The data")
-data = load_dataset("auto", quick=QUICK)
+data = load_dataset("sample" if QUICK else "auto", quick=QUICK)
 x_train, y_train = data["x_train"], data["y_train"]
 x_test, y_test = data["x_test"], data["y_test"]
 print(f"x_train: {x_train.shape} {x_train.dtype}, values in [{x_train.min():.0f}, {x_train.max():.0f}]")

@@ -16,9 +16,9 @@ short one itself, so it always runs.)
 """
 
 # %%
+import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
 import numpy as np
 
-import _lesson
 import minisc
 from minisc import viz
 from minisc.models import build_model
@@ -30,7 +30,7 @@ MODEL_PATH = OUT.parent / "06_train_scs" / "model.npz"
 
 # %% [1] The model and the data ----------------------------------------------------------------
 _lesson.section("1. The trained model")
-data = load_dataset("auto", quick=QUICK)
+data = load_dataset("sample" if QUICK else "auto", quick=QUICK)
 x_test, y_test = data["x_test"], data["y_test"]
 if MODEL_PATH.exists():
     model = minisc.load(MODEL_PATH)

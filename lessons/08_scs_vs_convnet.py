@@ -15,10 +15,10 @@ It trains four networks, so it takes several minutes on a laptop (seconds with -
 # %%
 import time
 
+import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
 import matplotlib.pyplot as plt
 import numpy as np
 
-import _lesson
 from minisc import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, Standardize
 from minisc.models import build_model
 from minisc.train import load_dataset, train

@@ -14,9 +14,9 @@ It trains five small networks: a few minutes on a laptop (seconds with --quick).
 # %%
 import time
 
+import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
 import matplotlib.pyplot as plt
 
-import _lesson
 from minisc import Dense, Flatten, MaxAbsPool2D, Sequential, SharpCosSim2D
 from minisc.layers.base import as_rng
 from minisc.train import load_dataset, train

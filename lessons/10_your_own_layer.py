@@ -13,9 +13,9 @@ What you will learn
 """
 
 # %%
+import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
 import numpy as np
 
-import _lesson
 import minisc
 from minisc import Dense, Flatten, Layer, MaxAbsPool2D, Sequential, SharpCosSim2D, gradcheck
 from minisc.layers.base import as_rng, pair
