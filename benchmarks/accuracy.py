@@ -22,9 +22,11 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout, installed or not
 from minisc import data as mdata
 from minisc.models import build_model
 from minisc.train import DEFAULTS, evaluate, load_dataset, train
