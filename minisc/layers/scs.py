@@ -30,7 +30,7 @@ After each optimizer step, ``constrain()`` clips them back into range.
 import numpy as np
 
 from .base import Layer, as_rng, pair
-from .windows import box_sum, box_sum_adjoint, col2im, output_size, pad_nhwc, patch_matrix
+from .windows import box_sum, box_sum_adjoint, col2im_of_product, output_size, pad_nhwc, patch_matrix
 
 EPS = 1e-12      # inside the square roots of both norms
 TINY = 1e-30     # |c| is clamped to this before the power and the log
@@ -125,6 +125,7 @@ class SharpCosSim2D(Layer):
     def forward(self, x):
         """x: (N, C, H, W)  ->  y: (N, K, H_out, W_out)."""
         x = self._check_input(x, ndim=4, channels=self.in_channels)
+        self._cache = None              # let the last step's arrays go before making new ones
         kh, kw = self.kernel_size
         n, c_in, h, w = x.shape
         if h + 2 * self.padding < kh or w + 2 * self.padding < kw:
@@ -148,25 +149,47 @@ class SharpCosSim2D(Layer):
         cols = patch_matrix(xp, kh, kw, st)                                 # (M, D)
         h_out = output_size(h, kh, st, self.padding)
         w_out = output_size(w, kw, st, self.padding)
+        m = cols.shape[0]
 
         # Patch norms from a box sum of x**2: no need to square the (bigger) patch matrix.
         sq_sum = box_sum(np.einsum("nhwc,nhwc->nhw", xp, xp), kh, kw, st)   # (N, Ho, Wo)
         root_s = np.sqrt(sq_sum.reshape(-1) + EPS)                          # (M,)
         norm_s = root_s + q                                                 # (M,)
 
-        dot = cols @ w_hat.T                                                # (M, K)  BLAS
-        c = dot / norm_s[:, None]                                           # (M, K)
+        # From here on every (K, M) array is kernel-major: one row per kernel, one column per
+        # patch. Then "per kernel" numbers (p) scale whole rows and "per patch" numbers
+        # (norm_s) are one row broadcast down the K rows: both are numpy's fast, contiguous
+        # inner loops, where the (M, K) layout would run loops only K long.
+        c = w_hat @ cols.T                                                  # (K, M)  BLAS
+        c /= norm_s                                                         # (K, M)  cosines
 
-        # y = sign(c) * |c|**p, computed as exp(p * ln|c|): ln|c| is needed again for dL/dp.
-        abs_c = np.maximum(np.abs(c), TINY)                                 # (M, K)
-        log_c = np.log(abs_c)                                               # (M, K)
-        y = np.exp(log_c * p)                                               # (M, K)  |y|
-        y *= np.sign(c)
+        # a = max(|c|, TINY), then y = sign(c) * a**p. Computed as
+        #   e = a**(p-1) = exp((p-1) * ln a)   and   y = c * e:
+        # c * a**(p-1) is sign(c) * a**p wherever a == |c|, so no sign() pass is needed, and e
+        # is also the slope the backward pass wants (dy/dc = p * e). ln a is kept for dL/dp.
+        abs_c = np.abs(c)                                                   # (K, M)
+        dead = abs_c <= TINY                                                # (K, M) bool
+        if not dead.any():
+            dead = None                 # common for real-valued inputs: skip the masking below
+        # The clamp, with TINY as an (M,) row: numpy's SIMD maximum loop wants two arrays.
+        np.maximum(abs_c, np.full(m, TINY, dtype=self.dtype), out=abs_c)
+        log_c = np.log(abs_c, out=abs_c)                                    # (K, M)  ln a
+        e = np.multiply(log_c, (p - 1)[:, None])                            # (K, M)
+        np.exp(e, out=e)                                                    # (K, M)  a**(p-1)
+        y = np.multiply(c, e)                                               # (K, M)
+        # Where the clamp acted, c * e is 0 for c == 0, as it should be. A cosine with
+        # 0 < |c| <= TINY (patches of ~1e-30 scale) must give sign(c) * TINY**p instead:
+        # two counts find out whether there is any, and those few entries are set directly.
+        tiny = None
+        if dead is not None and np.count_nonzero(dead) != np.count_nonzero(c == 0):
+            tiny = np.nonzero(dead & (c != 0))                              # (kernels, patches)
+            y[tiny] = np.sign(c[tiny]) * TINY ** p[tiny[0]]
 
         self._cache = dict(x_shape=x.shape, xp_shape=xp.shape, xp=xp, cols=cols,
                            w_hat=w_hat, norm_w=norm_w, root_s=root_s, norm_s=norm_s,
-                           c=c, abs_c=abs_c, log_c=log_c, y=y)
-        out = y.reshape(n, h_out, w_out, k).transpose(0, 3, 1, 2)           # (N, K, Ho, Wo) view
+                           dead=dead, tiny=tiny, log_c=log_c, e=e, y=y)
+        # (K, M) is (K, N, Ho, Wo) in memory: hand it on as an (N, K, Ho, Wo) view.
+        out = y.reshape(k, n, h_out, w_out).transpose(1, 0, 2, 3)           # (N, K, Ho, Wo)
         self._y_shape = out.shape
         return out
 
@@ -179,33 +202,42 @@ class SharpCosSim2D(Layer):
         st = self.stride
         k = self.out_channels
         p = self.params["p"]
-        c, y, abs_c, log_c = cc["c"], cc["y"], cc["abs_c"], cc["log_c"]
+        y, e, log_c, dead = cc["y"], cc["e"], cc["log_c"], cc["dead"]
         norm_s, root_s, norm_w, w_hat = cc["norm_s"], cc["root_s"], cc["norm_w"], cc["w_hat"]
-        g = dy.transpose(0, 2, 3, 1).reshape(-1, k)                         # (M, K) dL/dy
+        # dL/dy, kernel-major like the forward arrays (no copy when dy has that memory order)
+        g = dy.transpose(1, 0, 2, 3).reshape(k, -1)                         # (K, M)
 
-        # y = sign(c) * |c|**p
-        #   dy/dp = y * ln|c|
-        #   dy/dc = p * |c|**(p-1) = p * |y| / |c|   (the sign cancels: even in c)
-        # where |c| was clamped to TINY, y is constant in c, so dy/dc = 0 there.
-        self.grads["p"][...] = np.einsum("mk,mk->k", g * y, log_c)
-        dy_dc = np.abs(y)
-        dy_dc /= abs_c
-        dy_dc *= p
-        dy_dc[abs_c <= TINY] = 0.0
-        gc = g * dy_dc                                                      # (M, K) dL/dc
+        # y = sign(c) * a**p = c * e,   a = max(|c|, TINY),   e = a**(p-1)
+        #   dy/dp = y * ln a
+        #   dy/dc = p * a**(p-1) = p * e   (even in c: no sign), and 0 where the clamp acted
+        gy = np.multiply(g, y)                                              # (K, M)
+        self.grads["p"][...] = np.einsum("km,km->k", gy, log_c)
+        v = np.multiply(g, e)                                               # (K, M)
+        if dead is not None:
+            np.copyto(v, 0, where=dead)                                     # dL/dc = p * v
 
         # c = (s . w_hat) / norm_s,   norm_s = sqrt(s.s + eps) + q
         #   dc/d(s . w_hat) = 1 / norm_s
         #   dc/d norm_s     = -c / norm_s
-        u = gc / norm_s[:, None]                                            # (M, K) dL/d(s.w_hat)
-        dl_dnorm_s = -np.einsum("mk,mk->m", gc, c) / norm_s                 # (M,)   dL/dnorm_s
+        v /= norm_s                                                         # (K, M)
+        # So dL/d(s . w_hat) = p * v. The factor p is one number per kernel: it is applied to
+        # the small (K, D) matrices below rather than to the (K, M) array (one pass less).
+        #
+        # dL/dnorm_s = -sum_k (dL/dc * c) / norm_s, and dL/dc * c = g * p * e * c = p * g * y
+        # wherever the clamp did not act (elsewhere dL/dc = 0 and y = 0): a matrix-vector
+        # product with gy from above, instead of another (K, M) pass and keeping c around.
+        gc_c = p @ gy                                                       # (M,)  sum over K
+        if cc["tiny"] is not None:      # entries with 0 < |c| <= TINY: y != 0 but dL/dc = 0
+            kk, mm = cc["tiny"]
+            np.subtract.at(gc_c, mm, p[kk] * gy[kk, mm])
+        dl_dnorm_s = -gc_c / norm_s                                         # (M,)
 
         # norm_s = sqrt(s.s + eps) + q  ->  dnorm_s/dq = 1, summed over every patch
         self.grads["q"][0] = dl_dnorm_s.sum()
 
         # w_hat = w / norm_w, norm_w = sqrt(w.w + eps)
         #   dL/dw = (dL/dw_hat - w_hat * (w_hat . dL/dw_hat)) / norm_w
-        dw_hat = u.T @ cc["cols"]                                           # (K, D)  BLAS
+        dw_hat = (v @ cc["cols"]) * p[:, None]                              # (K, D)  BLAS
         radial = np.einsum("kd,kd->k", w_hat, dw_hat)                       # (K,)
         dw_rows = (dw_hat - w_hat * radial[:, None]) / norm_w[:, None]      # (K, D)
         self.grads["w"][...] = dw_rows.reshape(k, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
@@ -214,12 +246,12 @@ class SharpCosSim2D(Layer):
             return None
 
         # dL/ds has two parts:
-        #   through the dot product:  sum_k u[m, k] * w_hat[k]       -> col2im back to pixels
+        #   through the dot product:  sum_k p[k] v[k, m] w_hat[k], i.e. the rows of
+        #                             v.T @ (p * w_hat), added back onto the pixels (col2im)
         #   through norm_s:           dL/dnorm_s * s / sqrt(s.s + eps)
         # The second is a per-patch scalar times the patch itself, so on the pixels it becomes
         # x * (box-sum adjoint of those scalars): no patch-sized array needed.
-        dcols = u @ w_hat                                                   # (M, D)  BLAS
-        dxp = col2im(dcols, cc["xp_shape"], kh, kw, st)                     # (N, Hp, Wp, C)
+        dxp = col2im_of_product(v.T, w_hat * p[:, None], cc["xp_shape"], kh, kw, st)  # BLAS
         n, hp, wp, _ = cc["xp_shape"]
         h_out = (hp - kh) // st + 1
         w_out = (wp - kw) // st + 1

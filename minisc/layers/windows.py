@@ -62,12 +62,23 @@ def windows(xp, kh, kw, stride):
 def patch_matrix(xp, kh, kw, stride):
     """The im2col matrix: one row per window position, one column per window element.
 
-    xp: (N, Hp, Wp, C)  ->  (N * H_out * W_out, kh * kw * C), a fresh C-contiguous copy.
+    xp: (N, Hp, Wp, C)  ->  (N * H_out * W_out, kh * kw * C), a fresh copy.
     Rows are ordered (n, i, j); columns (a, b, c), i.e. kernel row, kernel column, channel.
+
+    Memory order. Copying is fastest when the innermost copied run is long. With C channels a
+    patch row is kh runs of kw*C numbers: long enough for C >= 2 or so, but only kw numbers
+    for a single-channel image. So for C == 1 the *transpose* is built, one row per window
+    element (runs of W_out neighbouring pixels), and its transposed view is returned: an
+    F-contiguous (M, D) matrix. The numbers are the same; matrix products (``@``) accept
+    either order without copying.
     """
     view = windows(xp, kh, kw, stride)
     n, h_out, w_out = view.shape[:3]
-    return view.reshape(n * h_out * w_out, kh * kw * xp.shape[3])
+    m, d = n * h_out * w_out, kh * kw * xp.shape[3]
+    if xp.shape[3] == 1:
+        # (kh, kw, C, N, H_out, W_out) -> (D, M), C-contiguous; .T is the (M, D) matrix
+        return view.transpose(3, 4, 5, 0, 1, 2).reshape(d, m).T
+    return view.reshape(m, d)
 
 
 def col2im(dcols, padded_shape, kh, kw, stride):
@@ -90,31 +101,64 @@ def col2im(dcols, padded_shape, kh, kw, stride):
     return dxp
 
 
+def col2im_of_product(left, right, padded_shape, kh, kw, stride):
+    """``col2im(left @ right, ...)``, without ever holding the (M, D) product.
+
+    left: (M, K), right: (K, kh * kw * C) with columns ordered (a, b, c)  ->  (N, Hp, Wp, C)
+
+    The backward pass of a layer built on patch_matrix gets the patch gradients as such a
+    product (dL/dcols = dL/d(output) @ kernels). Instead of forming all of it (M * D numbers)
+    and then reading it back in runs of C, take one kernel offset at a time: the (M, C)
+    gradient of every patch's (a, b) pixel is ``left @ right[:, (a, b) columns]``, and it is
+    added onto its pixels right away, while it is still in the cache. Same products, same adds.
+    """
+    n, hp, wp, c = padded_shape
+    h_out = (hp - kh) // stride + 1
+    w_out = (wp - kw) // stride + 1
+    right_blocks = right.reshape(right.shape[0], kh * kw, c)            # (K, kh*kw, C) view
+    block = np.empty((left.shape[0], c), dtype=np.result_type(left, right))  # (M, C) reused
+    dxp = np.zeros(padded_shape, dtype=block.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            np.matmul(left, right_blocks[:, a * kw + b, :], out=block)
+            dxp[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride, :] += \
+                block.reshape(n, h_out, w_out, c)
+    return dxp
+
+
 def box_sum(plane, kh, kw, stride):
     """Sum of every kh x kw window of a single-channel image stack.
 
     plane: (N, Hp, Wp)  ->  (N, H_out, W_out). Used for the patch norms: the squared length of
     a patch is ``box_sum((x**2).sum(channels))``, with no patch matrix needed.
+
+    A box sum is separable: add kw shifted columns, then kh shifted rows of that. The same
+    numbers are added, in kh + kw vectorized adds instead of kh * kw.
     """
     n, hp, wp = plane.shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    out = np.zeros((n, h_out, w_out), dtype=plane.dtype)
-    for a in range(kh):
-        for b in range(kw):
-            out += plane[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride]
+    rows = plane[:, :, 0:stride * w_out:stride].copy()                  # (N, Hp, W_out)
+    for b in range(1, kw):
+        rows += plane[:, :, b:b + stride * w_out:stride]
+    out = rows[:, 0:stride * h_out:stride].copy()                       # (N, H_out, W_out)
+    for a in range(1, kh):
+        out += rows[:, a:a + stride * h_out:stride]
     return out
 
 
 def box_sum_adjoint(r, padded_hw, kh, kw, stride):
     """The adjoint of box_sum: spread each window's value back onto all of its pixels.
 
-    r: (N, H_out, W_out)  ->  (N, Hp, Wp)
+    r: (N, H_out, W_out)  ->  (N, Hp, Wp). Separable like box_sum: spread down the kh rows,
+    then across the kw columns.
     """
     n, h_out, w_out = r.shape
     hp, wp = padded_hw
-    out = np.zeros((n, hp, wp), dtype=r.dtype)
+    rows = np.zeros((n, hp, w_out), dtype=r.dtype)                      # (N, Hp, W_out)
     for a in range(kh):
-        for b in range(kw):
-            out[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += r
+        rows[:, a:a + stride * h_out:stride] += r
+    out = np.zeros((n, hp, wp), dtype=r.dtype)
+    for b in range(kw):
+        out[:, :, b:b + stride * w_out:stride] += rows
     return out

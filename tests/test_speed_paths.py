@@ -1,0 +1,196 @@
+"""The code paths that exist for speed: each one is checked against the plain definition.
+
+- windows.py: the transposed patch-matrix build for single-channel images, col2im_of_product,
+  the separable box sums;
+- SharpCosSim2D: the kernel-major output memory, the rare 0 < |c| <= TINY entries, fresh
+  caches on every forward;
+- the pools: the branch-free walk on every memory layout, ties, dropped rows and columns.
+"""
+
+import numpy as np
+import pytest
+
+from minisc import MaxAbsPool2D, MaxPool2D, SharpCosSim2D
+from minisc import reference as ref
+from minisc.layers.scs import TINY
+from minisc.layers.windows import (
+    box_sum,
+    box_sum_adjoint,
+    col2im,
+    col2im_of_product,
+    pad_nhwc,
+    patch_matrix,
+)
+
+
+def _patches_by_loops(xp, kh, kw, stride):
+    """Row (n, i, j) of the patch matrix, columns (a, b, c): straight from the definition."""
+    n, hp, wp, c = xp.shape
+    h_out, w_out = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    rows = [xp[b, i * stride:i * stride + kh, j * stride:j * stride + kw, :].reshape(-1)
+            for b in range(n) for i in range(h_out) for j in range(w_out)]
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("c", [1, 3])
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, 0), (5, 1, 2), ((2, 3), 2, 1)])
+def test_patch_matrix_matches_the_definition(c, k, stride, pad):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(0)
+    xp = pad_nhwc(rng.standard_normal((2, 7, 8, c)), pad)
+    cols = patch_matrix(xp, kh, kw, stride)
+    np.testing.assert_array_equal(cols, _patches_by_loops(xp, kh, kw, stride))
+    if c == 1:
+        assert cols.flags.f_contiguous          # built transposed: runs of W_out pixels
+    else:
+        assert cols.flags.c_contiguous
+
+
+@pytest.mark.parametrize("c,k,stride", [(1, 5, 1), (3, 3, 2), (4, (2, 3), 1)])
+def test_col2im_of_product_is_col2im_of_the_product(c, k, stride):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(1)
+    shape = (2, 9, 8, c)
+    h_out, w_out = (shape[1] - kh) // stride + 1, (shape[2] - kw) // stride + 1
+    left = rng.standard_normal((3, shape[0] * h_out * w_out)).T     # (M, K), F-ordered view
+    right = rng.standard_normal((3, kh * kw * c))                     # (K, D)
+    np.testing.assert_allclose(col2im_of_product(left, right, shape, kh, kw, stride),
+                               col2im(left @ right, shape, kh, kw, stride), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("c,k,stride", [(1, 5, 1), (2, 3, 2), (3, (3, 2), 1)])
+def test_col2im_is_the_adjoint_of_patch_matrix(c, k, stride):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(2)
+    xp = rng.standard_normal((2, 8, 9, c))
+    cols = patch_matrix(xp, kh, kw, stride)
+    d = rng.standard_normal(cols.shape)
+    # <patch_matrix(x), d> == <x, col2im(d)>
+    assert np.sum(cols * d) == pytest.approx(np.sum(xp * col2im(d, xp.shape, kh, kw, stride)),
+                                             rel=1e-12)
+
+
+@pytest.mark.parametrize("k,stride", [(5, 1), (3, 2), ((2, 4), 1), ((3, 1), 3)])
+def test_separable_box_sums_match_the_definition(k, stride):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(3)
+    plane = rng.standard_normal((2, 10, 11))
+    h_out, w_out = (10 - kh) // stride + 1, (11 - kw) // stride + 1
+    expected = np.zeros((2, h_out, w_out))
+    for i in range(h_out):
+        for j in range(w_out):
+            expected[:, i, j] = plane[:, i * stride:i * stride + kh, j * stride:j * stride + kw].sum((1, 2))
+    np.testing.assert_allclose(box_sum(plane, kh, kw, stride), expected, rtol=1e-12)
+    r = rng.standard_normal(expected.shape)
+    # the adjoint: <box_sum(plane), r> == <plane, box_sum_adjoint(r)>
+    assert np.sum(expected * r) == pytest.approx(
+        np.sum(plane * box_sum_adjoint(r, (10, 11), kh, kw, stride)), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+def _scs(cin, cout, k, stride=1, pad=0, dtype=np.float64, seed=0):
+    layer = SharpCosSim2D(cin, cout, k, stride=stride, padding=pad, dtype=dtype, rng=seed)
+    layer.params["p"][:] = np.linspace(0.4, 2.5, cout)
+    layer.params["q"][:] = 0.05
+    return layer
+
+
+def test_scs_output_is_a_view_of_kernel_major_memory():
+    layer = _scs(2, 3, 3, pad=1)
+    y = layer.forward(np.random.default_rng(4).standard_normal((4, 2, 6, 5)))
+    assert y.shape == (4, 3, 6, 5)
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous       # (K, N, H, W) in memory
+
+
+def test_scs_backward_takes_dy_in_any_memory_order():
+    rng = np.random.default_rng(5)
+    layer = _scs(2, 3, 3, stride=2, pad=1)
+    x = rng.standard_normal((3, 2, 7, 6))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)                        # C-contiguous (N, K, H, W)
+    dx1 = layer.backward(dy).copy()
+    grads1 = {k: v.copy() for k, v in layer.grads.items()}
+    dy_kernel_major = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(layer.backward(dy_kernel_major), dx1)
+    for key in grads1:
+        np.testing.assert_array_equal(layer.grads[key], grads1[key])
+
+
+def test_scs_tiny_nonzero_cosines_follow_the_clamp():
+    """0 < |c| <= TINY: y = sign(c) * TINY**p, and no gradient flows through c."""
+    rng = np.random.default_rng(6)
+    layer = _scs(1, 3, 3, pad=1)
+    x = rng.standard_normal((2, 1, 6, 6))
+    x[0] *= 1e-40                    # this image's cosines are ~1e-39: below TINY, not zero
+    x[1, :, :3] = 0.0                # blank patches: c == 0 exactly
+    w, p, q = layer.params["w"], layer.params["p"], layer.params["q"]
+    y = layer.forward(x)
+    assert np.all(np.abs(y[0]) > 0) and np.allclose(np.abs(y[0]), TINY ** p[None, :, None, None])
+    np.testing.assert_allclose(y, ref.scs_forward(x, w, p, q, 1, 1), rtol=1e-10, atol=1e-300)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dx_ref, dw_ref, dp_ref, dq_ref = ref.scs_backward(x, w, p, q, dy, 1, 1)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["w"], dw_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["p"], dp_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["q"], dq_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_scs_backward_uses_the_latest_forward():
+    rng = np.random.default_rng(7)
+    layer = _scs(2, 2, 3)
+    x_small, x_big = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 7, 6))
+    layer.forward(x_big)
+    y = layer.forward(x_small)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dx_ref, *_ = ref.scs_backward(x_small, layer.params["w"], layer.params["p"],
+                                  layer.params["q"], dy)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scs_float32_and_float64_agree_on_mnist_like_input(dtype):
+    rng = np.random.default_rng(8)
+    x = rng.random((3, 1, 12, 12))
+    x[:, :, :4] = 0.0                                         # blank rows: c == 0 patches
+    ref_layer = _scs(1, 4, 5, pad=2)
+    layer = _scs(1, 4, 5, pad=2, dtype=dtype)
+    y64, y = ref_layer.forward(x), layer.forward(x.astype(dtype))
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, y64, atol=1e-5)
+    dy = rng.standard_normal(y.shape)
+    ref_layer.needs_input_grad = layer.needs_input_grad = True
+    dx64, dx = ref_layer.backward(dy), layer.backward(dy.astype(dtype))
+    np.testing.assert_allclose(dx, dx64, atol=1e-4 * np.abs(dx64).max())
+    for key in ("w", "p", "q"):
+        np.testing.assert_allclose(layer.grads[key], ref_layer.grads[key],
+                                   atol=1e-4 * np.abs(ref_layer.grads[key]).max() + 1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+def _layouts(x):
+    """The same logical (N, C, H, W) array in three memory orders."""
+    return {
+        "nchw": np.ascontiguousarray(x),
+        "nhwc": np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+        "cnhw": np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3),
+    }
+
+
+@pytest.mark.parametrize("cls,mode", [(MaxAbsPool2D, "maxabs"), (MaxPool2D, "max")])
+@pytest.mark.parametrize("pool,hw", [(2, (8, 6)), (2, (7, 9)), (3, (9, 7)), ((2, 3), (6, 8))])
+def test_pool_walk_on_every_layout_with_ties(cls, mode, pool, hw):
+    rng = np.random.default_rng(9)
+    x = rng.integers(-3, 4, (2, 3) + hw).astype(np.float64)   # many ties, zeros, +-equal pairs
+    y_ref, winners = ref.pool_forward(x, pool, mode)
+    dy = rng.standard_normal(y_ref.shape)
+    dx_ref = ref.pool_backward(x.shape, winners, dy)
+    for name, xl in _layouts(x).items():
+        layer = cls(pool, dtype=np.float64)
+        y = layer.forward(xl)
+        np.testing.assert_array_equal(y, y_ref, err_msg=name)
+        for dname, dyl in _layouts(dy).items():
+            dx = layer.backward(dyl)
+            np.testing.assert_array_equal(dx, dx_ref, err_msg=f"{name}/{dname}")
+            assert dx.strides == xl.strides                   # dx keeps the input's layout
