@@ -86,3 +86,31 @@ def test_nan_loss_stops_training_with_a_clear_message():
     x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
     with pytest.raises((FloatingPointError, ValueError), match="NaN|nan"):
         train(model, x, np.arange(8) % 10, epochs=1, progress=False, log=lambda *a: None)
+
+
+def test_auto_data_falls_back_to_the_sample_and_says_how_to_get_mnist(monkeypatch):
+    from minisc import data as mdata
+
+    def offline(*args, **kwargs):
+        raise mdata.DownloadError("all mirrors failed (offline)")
+    monkeypatch.setattr(mdata, "load_mnist", offline)
+    said = []
+    loaded = load_dataset("auto", log=said.append)
+    assert loaded["name"] == "sample" and len(loaded["y_train"]) == 4_500 and len(loaded["y_test"]) == 500
+    text = "\n".join(said)
+    assert "python -m minisc.data download mnist" in text and "sample" in text
+
+
+def test_auto_data_uses_full_mnist_when_present(monkeypatch):
+    from minisc import data as mdata
+    rng = np.random.default_rng(0)
+
+    def fake(split, **kwargs):
+        n = 120 if split == "train" else 40
+        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
+    monkeypatch.setattr(mdata, "load_mnist", fake)
+    loaded = load_dataset("auto", log=lambda *a: None)
+    assert loaded["name"] == "mnist" and loaded["x_train"].shape == (120, 1, 28, 28)
+    assert loaded["x_test"].dtype == np.float32 and loaded["x_test"].max() <= 1.0
+    with pytest.raises(ValueError, match="unknown data set 'digits'"):
+        load_dataset("digits")
