@@ -200,6 +200,18 @@ def gemm_peak(reps):
     return 2 * 1024 ** 3 / (ms / 1000) / 1e9
 
 
+def cpu_flags():
+    """The CPU feature flags the kernel reports (Linux), as a set of strings."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -235,7 +247,7 @@ class MiniscStep:
         fwd = [[] for _ in layers]
         bwd = [[] for _ in layers]
         loss_t = []
-        for rep in range(reps + 2):
+        for _rep in range(reps + 2):
             h = self.x
             for i, layer in enumerate(layers):
                 t = time.perf_counter()
@@ -359,6 +371,12 @@ def main(args, threads):
           f"{blas_core or '?'} kernels")
     print(f"  batch {args.batch}, float32, {args.reps} repetitions per measurement; "
           "times are medians unless said otherwise")
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if blas_core == "Haswell" and "avx512f" in cpu_flags():
+        print("  note: OpenBLAS runs its AVX2 (Haswell) kernels on this AVX-512 CPU"
+              + (f" (OPENBLAS_CORETYPE={forced} is set)" if forced else "")
+              + "; OPENBLAS_CORETYPE=SkylakeX selects its AVX-512 kernels (see benchmarks/README.md)")
+    results["openblas_coretype_env"] = forced
 
     rng = np.random.default_rng(0)
     model = reference_network()
@@ -417,7 +435,7 @@ def main(args, threads):
               f"(torch_scs.py) with the same parameters")
         print(f"  agreement: logits within {logit_diff:.1e}; gradients within {worst:.1e} of each "
               f"array's largest entry (worst: {worst_name})")
-        rounds = 1 if args.quick else 4
+        rounds = max(1, args.reps // 5)            # blocks of about 5 repetitions each
         both = alternate({"minisc": ms.step, "torch": t_step}, args.reps, rounds)
         fboth = alternate({"minisc": ms.forward, "torch": t_fwd}, args.reps, rounds)
         t_step()
@@ -435,7 +453,10 @@ def main(args, threads):
                   f"{m_med / t_med:5.2f}")
         print(f"  {'Adam update':40s} {adam_ms:7.2f}         {torch_adam:7.2f}")
         print("  (in parentheses: the fastest repetition)")
-        print(f"  => minisc / PyTorch, training step: {ratio:.2f}")
+        best_ratio = both["minisc"][1] / both["torch"][1]
+        results["ratio_fastest"] = best_ratio
+        print(f"  => minisc / PyTorch, training step: {ratio:.2f} (medians), "
+              f"{best_ratio:.2f} (fastest repetitions)")
         if args.compile:
             try:
                 t0 = time.perf_counter()
@@ -478,7 +499,6 @@ def run_epoch_torch(model, images, labels, batch):
     """Seconds for one epoch of the PyTorch twin of ``model``, as run_epoch_minisc does it."""
     import torch
     import torch.nn.functional as F
-
     import torch_scs
     net = torch_scs.from_minisc(model)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)

@@ -64,13 +64,19 @@ class _WindowPool(Layer):
         y = part(0).copy(order="K")                    # running winner, in x's memory order
         best = self._score(y)                          # its score
         arg = np.zeros_like(y, dtype=np.uint8 if kh * kw < 256 else np.int32)
+        cand = np.empty_like(y)                        # buffers shared by all positions
+        better = np.empty_like(y, dtype=bool)
+        worse = np.empty_like(better)
         for i in range(1, kh * kw):
-            cand = part(i)
+            # One strided read of position i; every operation after it runs on contiguous memory.
+            np.copyto(cand, part(i))
             score = self._score(cand)
-            better = score > best                      # strict: ties keep the earlier one
+            np.greater(score, best, out=better)        # strict: ties keep the earlier one
             # y <- cand where better: exact, since one of the two products is always 0 * finite
-            y *= ~better
-            y += cand * better
+            np.logical_not(better, out=worse)
+            y *= worse
+            cand *= better
+            y += cand
             np.maximum(best, score, out=best)
             # The winner is the position of the last strict improvement, which is also the
             # largest i that improved: a running maximum of i * better.

@@ -63,7 +63,10 @@ class SharpCosSim2D(Layer):
               H_out = (H + 2*padding - kh) // stride + 1, likewise W_out.
     backward: dy (N, K, H_out, W_out)  ->  dx (N, C, H, W), and fills ``grads``.
 
-    The output is a channels-first *view* of channels-last memory (see ``windows.py``).
+    The output is a channels-first *view* of kernel-major memory: ``y.transpose(1, 0, 2, 3)``
+    is a C-contiguous (K, N, H_out, W_out) array, the layout the layer computes in (see the
+    comments in ``forward``). Index it like any (N, K, H_out, W_out) array; ``np.ascontiguousarray``
+    gives a C-ordered copy when you need one.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -170,7 +173,7 @@ class SharpCosSim2D(Layer):
         abs_c = np.abs(c)                                                   # (K, M)
         dead = abs_c <= TINY                                                # (K, M) bool
         if not dead.any():
-            dead = None                 # common for real-valued inputs: skip the masking below
+            dead = None                 # no blank patch, nothing to mask: skip the masking below
         # The clamp, with TINY as an (M,) row: numpy's SIMD maximum loop wants two arrays.
         np.maximum(abs_c, np.full(m, TINY, dtype=self.dtype), out=abs_c)
         log_c = np.log(abs_c, out=abs_c)                                    # (K, M)  ln a

@@ -7,10 +7,18 @@ add per kernel offset (kh * kw adds, never a loop over pixels or batch items).
 
 Memory layout. The public API is channels-first, (N, C, H, W). Inside the window code the
 channel axis is moved last, (N, H, W, C): then one patch row is kh*kw runs of C contiguous
-numbers, the patch matrix comes out in the row order (n, h_out, w_out) that a matrix product
-wants, and the layer output (N*H_out*W_out, K) is already channels-last. Layers hand arrays
-to each other as channels-first *views* of channels-last memory, so no transposing copy is
-made between layers; ``x.transpose(0, 2, 3, 1)`` on such a view costs nothing.
+numbers, and the patch matrix comes out in the row order (n, h_out, w_out) that a matrix
+product wants. ``x.transpose(0, 2, 3, 1)`` is free when x is a channels-first view of
+channels-last memory; otherwise ``pad_nhwc`` makes the one transposing copy.
+
+Layers hand arrays to each other as channels-first *views* of whatever memory order they
+computed in, so no layer pays for a copy only to satisfy the API: SharpCosSim2D's outputs
+are views of kernel-major (K, N, H_out, W_out) memory, its input gradients views of
+channels-last memory, and the pools keep the memory order of their input.
+
+Speed notes. For a single-channel image ``patch_matrix`` builds the transpose (see there);
+``col2im_of_product`` forms the patch gradients one kernel offset at a time and adds each
+onto the pixels while it is in the cache; ``box_sum`` is separable.
 """
 
 import numpy as np
