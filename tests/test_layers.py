@@ -75,15 +75,21 @@ def test_pool_drops_incomplete_windows():
     assert MaxAbsPool2D(2).forward(np.ones((1, 1, 5, 7), np.float32)).shape == (1, 1, 2, 3)
 
 
-def test_pool_accepts_channels_last_views_and_keeps_their_layout():
+@pytest.mark.parametrize("layout", [(0, 2, 3, 1), (1, 0, 2, 3)], ids=["channels-last", "kernel-major"])
+def test_pool_accepts_transposed_views_and_keeps_their_layout(layout):
+    # SharpCosSim2D hands on its output as a (N, K, H, W) view of (K, N, H, W) memory, and its
+    # input gradient as a view of (N, H, W, C) memory: the pools must take both without fuss.
     rng = np.random.default_rng(2)
-    x_nhwc = rng.standard_normal((2, 6, 6, 3))
-    x = x_nhwc.transpose(0, 3, 1, 2)                      # how SharpCosSim2D hands outputs on
+    shape = (2, 3, 6, 6)
+    stored = rng.standard_normal(tuple(shape[i] for i in layout))
+    x = stored.transpose(np.argsort(layout))              # logical (N, C, H, W) view
+    assert x.shape == shape and not x.flags.c_contiguous
     layer = MaxAbsPool2D(2, dtype=np.float64)
     y = layer.forward(x)
     np.testing.assert_array_equal(y, ref.pool_forward(np.ascontiguousarray(x), 2)[0])
     dx = layer.backward(np.ones_like(y))
-    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert dx.shape == shape
+    assert dx.transpose(layout).flags.c_contiguous        # same memory order as the input
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 5), (1, 7, 2)])

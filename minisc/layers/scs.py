@@ -18,6 +18,11 @@ For one patch s (the C*kh*kw numbers under the window) and one kernel w_k:
 - |c| is clamped to TINY before the power: with p < 1, d|c|**p/dc is infinite at c = 0, and
   ln|c| (needed for dL/dp) is -inf there.
 - q keeps near-blank patches near 0 instead of amplifying noise into confident cosines.
+- Where the clamp acts (c == 0 on every blank patch) the backward pass uses dy/dc = 0, the
+  derivative of the clamped function, as common SCS implementations do. For p > 1 that is
+  also the derivative of sign(c)|c|**p; for p < 1 the latter is infinite; for p == 1 exactly
+  it would be 1, a case that only arises before the first update of a layer built with
+  p_init=1.
 
 Parameters
     params["w"]: (K, C, kh, kw)   the kernels
