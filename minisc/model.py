@@ -11,13 +11,12 @@ is complete, so an interrupted save never leaves a half-written model behind.
 """
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .layers import LAYER_TYPES, Layer
 from .layers.base import as_float_dtype
 
@@ -151,18 +150,8 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             for name, value in layer.params.items():
                 arrays[f"{i}.{name}"] = value
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
         return path
 
     def load_weights(self, path):

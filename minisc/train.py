@@ -21,9 +21,7 @@ solution, small ones to settle at the end.
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import data as mdata
+from .files import atomic_write
 from .losses import SoftmaxCrossEntropy
 from .models import MODELS, build_model
 from .optim import SGD, Adam
@@ -226,18 +225,9 @@ def _tqdm(enabled):
 
 def save_history(history, path):
     """Write the history dict as JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(history, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_write(path, mode="w") as f:
+        json.dump(history, f, indent=1)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------

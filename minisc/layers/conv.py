@@ -8,7 +8,7 @@ exactly what SCS adds.
 import numpy as np
 
 from .base import Layer, as_rng, pair
-from .windows import col2im, output_size, pad_nhwc, patch_matrix
+from .windows import check_window_args, check_window_fits, col2im, output_size, pad_nhwc, patch_matrix
 
 
 class Conv2D(Layer):
@@ -22,10 +22,8 @@ class Conv2D(Layer):
                  dtype=np.float32, rng=None):
         super().__init__(dtype)
         name = type(self).__name__
-        for label, v, lo in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                             ("stride", stride, 1), ("padding", padding, 0)):
-            if not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name}: {label} must be an integer >= {lo}, got {v!r}")
+        check_window_args(name, in_channels=in_channels, out_channels=out_channels, stride=stride,
+                          padding=padding)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = pair(kernel_size, "kernel_size", name)
         self.stride, self.padding = int(stride), int(padding)
@@ -54,11 +52,7 @@ class Conv2D(Layer):
         x = self._check_input(x, ndim=4, channels=self.in_channels)
         kh, kw = self.kernel_size
         n, _, h, w = x.shape
-        if h + 2 * self.padding < kh or w + 2 * self.padding < kw:
-            raise ValueError(
-                f"{self}: kernel {kh}x{kw} is larger than the padded input "
-                f"{h + 2 * self.padding}x{w + 2 * self.padding} (input {h}x{w}, "
-                f"padding {self.padding}); use a smaller kernel or more padding")
+        check_window_fits(self, h, w)
         k = self.out_channels
         w_rows = self.params["w"].transpose(0, 2, 3, 1).reshape(k, -1)      # (K, D)
         xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)               # (N, Hp, Wp, C)

@@ -35,7 +35,16 @@ After each optimizer step, ``constrain()`` clips them back into range.
 import numpy as np
 
 from .base import Layer, as_rng, pair
-from .windows import box_sum, box_sum_adjoint, col2im_of_product, output_size, pad_nhwc, patch_matrix
+from .windows import (
+    box_sum,
+    box_sum_adjoint,
+    check_window_args,
+    check_window_fits,
+    col2im_of_product,
+    output_size,
+    pad_nhwc,
+    patch_matrix,
+)
 
 EPS = 1e-12      # inside the square roots of both norms
 TINY = 1e-30     # |c| is clamped to this before the power and the log
@@ -78,10 +87,8 @@ class SharpCosSim2D(Layer):
                  p_init=2.0, q_init=0.1, dtype=np.float32, rng=None):
         super().__init__(dtype)
         name = type(self).__name__
-        for label, v, lo in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                             ("stride", stride, 1), ("padding", padding, 0)):
-            if not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name}: {label} must be an integer >= {lo}, got {v!r}")
+        check_window_args(name, in_channels=in_channels, out_channels=out_channels, stride=stride,
+                          padding=padding)
         if not P_MIN <= p_init <= P_MAX:
             raise ValueError(f"{name}: p_init must be in [{P_MIN}, {P_MAX}], got {p_init}")
         if not q_init >= Q_MIN:
@@ -136,11 +143,7 @@ class SharpCosSim2D(Layer):
         self._cache = None              # let the last step's arrays go before making new ones
         kh, kw = self.kernel_size
         n, c_in, h, w = x.shape
-        if h + 2 * self.padding < kh or w + 2 * self.padding < kw:
-            raise ValueError(
-                f"{self}: kernel {kh}x{kw} is larger than the padded input "
-                f"{h + 2 * self.padding}x{w + 2 * self.padding} (input {h}x{w}, "
-                f"padding {self.padding}); use a smaller kernel or more padding")
+        check_window_fits(self, h, w)
         st = self.stride
         k = self.out_channels
         p = self.params["p"]                                     # (K,)

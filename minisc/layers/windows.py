@@ -30,6 +30,24 @@ def output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def check_window_args(who, **ints):
+    """Validate the integer arguments of a windowed layer: channels >= 1, stride >= 1, padding >= 0."""
+    for label, v in ints.items():
+        lo = 0 if label == "padding" else 1
+        if not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{who}: {label} must be an integer >= {lo}, got {v!r}")
+
+
+def check_window_fits(layer, h, w):
+    """A ValueError naming the layer when its kernel does not fit into the padded h x w input."""
+    kh, kw = layer.kernel_size
+    pad = layer.padding
+    if h + 2 * pad < kh or w + 2 * pad < kw:
+        raise ValueError(
+            f"{layer}: kernel {kh}x{kw} is larger than the padded input {h + 2 * pad}x{w + 2 * pad} "
+            f"(input {h}x{w}, padding {pad}); use a smaller kernel or more padding")
+
+
 def pad_nhwc(x_nhwc, padding):
     """Zero-pad the two spatial axes of a channels-last array.
 
