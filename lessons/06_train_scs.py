@@ -113,8 +113,8 @@ _lesson.save(viz.plot_kernels(model.layers[0].params["w"], p=model.layers[0].par
 _lesson.section("Try this")
 print("""- Train longer or shorter from the command line and compare test accuracy:
       python -m minisc.train --data sample --model scs --epochs 10
-- Start every p at 1 (plain cosine similarity) by editing p_init in minisc/models.py: does the
-  network still learn? Where do the p values end up?
+- Start every p at 1 (plain cosine similarity): pass p_init=1.0 to the SharpCosSim2D layers in
+  minisc/models.py. Does the network still learn? Where do the p values end up?
 - Turn the augmentation off (--shift 0). What happens to train accuracy and to test accuracy?
 - Raise the learning rate to 0.1 (--lr 0.1). Does anything become NaN? Why not? (Hint: the
   output of SCS is bounded, and p is clipped to [0.1, 10].)""")
