@@ -23,7 +23,7 @@ from minisc.train import load_dataset, train
 
 QUICK = _lesson.QUICK
 OUT = _lesson.output_dir(__file__)
-EPOCHS = 1 if QUICK else 30
+EPOCHS = 1 if QUICK else 60
 SEED = 0
 
 # %% [1] Counting parameters by hand -----------------------------------------------------------
@@ -65,7 +65,7 @@ for k1, k2, k3 in family:
     model = small_scs(k1, k2, k3)
     start = time.perf_counter()
     hist = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
-                 epochs=EPOCHS, lr=0.02, batch_size=64, shift=2, seed=SEED, log=lambda *a: None)
+                 epochs=EPOCHS, lr=0.03, batch_size=64, shift=2, seed=SEED, log=lambda *a: None)
     acc = hist["val_acc"][-1]
     results.append((model.n_params, acc, (k1, k2, k3)))
     print(f"kernels {k1:2d}-{k2:2d}-{k3:2d}: {model.n_params:5,d} parameters -> test accuracy "
