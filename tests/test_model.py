@@ -196,3 +196,34 @@ def test_params_are_updated_in_place_by_optimizers():
     opt.step()
     assert net.layers[1].params["w"] is w
     assert not np.array_equal(w, w_before)
+
+
+def test_a_registered_layer_of_your_own_saves_and_loads(tmp_path):
+    @minisc.register_layer
+    class Scale(minisc.Layer):
+        def __init__(self, factor=2.0, dtype=np.float32):
+            super().__init__(dtype)
+            self.factor = float(factor)
+
+        def config(self):
+            return dict(factor=self.factor)
+
+        def forward(self, x):
+            x = self._check_input(x)
+            self._y_shape = x.shape
+            return x * self.dtype.type(self.factor)
+
+        def backward(self, dy):
+            return self._check_grad(dy) * self.dtype.type(self.factor)
+
+    net = Sequential([Scale(3.0), Flatten(), Dense(4, 2, rng=0)])
+    loaded = minisc.load(net.save(tmp_path / "custom.npz"))
+    assert isinstance(loaded.layers[0], Scale) and loaded.layers[0].factor == 3.0
+    x = np.ones((2, 1, 2, 2), np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
+
+    class Unregistered(Scale):
+        pass
+    with pytest.raises(TypeError, match="register_layer"):
+        Sequential([Unregistered(), Flatten()]).save(tmp_path / "nope.npz")
+    assert not (tmp_path / "nope.npz").exists()
