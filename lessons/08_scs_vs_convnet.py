@@ -96,8 +96,9 @@ fig.tight_layout()
 _lesson.save(fig, "scs_vs_convnet.png", OUT)
 for small, big in (("SCS (flagship)", "ConvNet (same shape)"), ("SCS tiny", "ConvNet tiny")):
     diff = round((results[small]["acc"] - results[big]["acc"]) * len(data["y_test"]))
-    verdict = (f"{diff} more digits right" if diff > 0 else
-               f"{-diff} fewer digits right" if diff < 0 else "exactly as many digits right")
+    digits = "digit" if abs(diff) == 1 else "digits"
+    verdict = (f"{diff} more {digits} right" if diff > 0 else
+               f"{-diff} fewer {digits} right" if diff < 0 else "exactly as many digits right")
     print(f"{small} vs {big}: the SCS network gets {verdict} out of {len(data['y_test'])}.")
 print("""
 How to read this. The test set has only a few hundred digits, so a difference of two or three
