@@ -17,7 +17,7 @@ import _lesson  # before matplotlib and minisc: picks the plotting backend and f
 import numpy as np
 
 import minisc
-from minisc import Dense, Flatten, Layer, MaxAbsPool2D, Sequential, SharpCosSim2D, gradcheck
+from minisc import Dense, Flatten, Layer, MaxAbsPool2D, Sequential, SharpCosSim2D, gradcheck, viz
 from minisc.layers.base import as_rng, pair
 from minisc.layers.scs import EPS, P_MAX, P_MIN, Q_MIN, TINY
 from minisc.layers.windows import output_size, pad_nhwc
@@ -204,16 +204,8 @@ path = net.save(OUT / "separable_scs.npz")
 again = minisc.load(path)
 same = np.array_equal(again.forward(data["x_test"][:8]), net.forward(data["x_test"][:8]))
 print(f"saved {path}; reloaded identical: {same} (thanks to @minisc.register_layer)")
-import matplotlib.pyplot as plt  # noqa: E402  (only needed for this last figure)
-
-fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(history["epoch"], [100 * a for a in history["val_acc"]], "o-")
-ax.set_xlabel("epoch")
-ax.set_ylabel("test accuracy (%)")
-ax.set_title(f"depthwise-separable SCS, {net.n_params:,} parameters")
-ax.grid(alpha=0.3)
-fig.tight_layout()
-_lesson.save(fig, "separable_training.png", OUT)
+_lesson.save(viz.plot_training_curves(history, title=f"depthwise-separable SCS, {net.n_params:,} parameters"),
+             "separable_training.png", OUT)
 
 # %% Try this -----------------------------------------------------------------------------------
 _lesson.section("Try this")

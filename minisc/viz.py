@@ -493,7 +493,8 @@ def plot_training_curves(history, title=None):
                 label = "training" if split == "train" else "validation"
                 ax.plot(epochs, values, color=color, label=label, **style)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)   # whole epochs even for a 1-epoch run
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax_loss.set_ylabel("cross-entropy loss")
