@@ -322,8 +322,14 @@ def _find_file(name: str, dirs: Sequence[Path]) -> Optional[Path]:
 #: dataset -> official file name -> {"md5": MD5 of the .gz, "sha256": SHA-256 of the content}
 CHECKSUMS = {
     "mnist": {
-        "train-images-idx3-ubyte.gz": {"md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873", "sha256": None},
-        "train-labels-idx1-ubyte.gz": {"md5": "d53e105ee54ea40749a09fcbcd1e9432", "sha256": None},
+        "train-images-idx3-ubyte.gz": {
+            "md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "sha256": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        },
+        "train-labels-idx1-ubyte.gz": {
+            "md5": "d53e105ee54ea40749a09fcbcd1e9432",
+            "sha256": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        },
         "t10k-images-idx3-ubyte.gz": {
             "md5": "9fb629c4189551a2d022fa330f9573f3",
             "sha256": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",

@@ -4,6 +4,14 @@
     build_model("scs-tiny")  an SCS network of at most 2,000 parameters
     build_model("convnet")   a ConvNet with the flagship's shape: Conv2D + ReLU + MaxPool2D
     build_model("reference") the 52,189-parameter network used for speed comparisons
+    build_model("fashion-2764")  the published Fashion-MNIST record network, 2,764 parameters
+    build_model("fashion-1890")  our Fashion-MNIST design, at most 1,890 parameters
+    build_model("mnist-1398")    our MNIST design, at most 1,398 parameters
+    ...and a "-convnet" twin of each record model: the same shape with Conv2D + ReLU + MaxPool2D
+
+Every model carries its training recipe, ``RECIPES[name]``: the data set, epochs, batch size,
+learning-rate schedule and augmentation it is trained with. ``python -m minisc.train --model
+NAME`` runs the recipe as it is; any flag overrides one entry.
 
 Every model takes float32 images in [0, 1] of shape (N, 1, 28, 28), the form
 ``minisc.data.to_float`` produces, and returns 10 class scores (logits) per image. Any
@@ -89,7 +97,100 @@ def reference(rng=None, dtype=np.float32, n_classes=10):
     ], input_shape=INPUT_SHAPE)
 
 
-MODELS = {"scs": scs, "scs-tiny": scs_tiny, "convnet": convnet, "reference": reference}
+# --------------------------------------------------------------------------------------------
+# Parameter-efficiency records: depthwise + pointwise SCS.
+#
+# A depthwise SCS layer (groups = channels) looks at each channel on its own with one 3x3
+# kernel (9 weights + p per channel); a pointwise SCS layer (1x1 kernels) mixes the channels at
+# each pixel (C weights + p per kernel). Together they see 3x3 neighbourhoods across all
+# channels for C*9 + C*K weights instead of the C*K*9 of one full 3x3 layer.
+
+def _scs_stack(widths, first_kernel=3, final_pool=4, alpha_init=10.0, p_init=2.0, q_init=0.37,
+               rng=None, dtype=np.float32, n_classes=10):
+    """SCS(1 -> widths[0], first_kernel) -> pool, then for each next width one depthwise 3x3 +
+    pointwise 1x1 SCS pair -> pool; the last pool covers what is left; a Dense read-out.
+
+    All pools are max-abs with ceil_mode (28 -> 26 -> 13 -> 7 -> 4 -> 1 for three pairs).
+    """
+    r = as_rng(rng)
+    kw = dict(p_init=p_init, q_init=q_init, alpha_init=alpha_init, dtype=dtype, rng=r)
+    layers = [SharpCosSim2D(1, widths[0], first_kernel, **kw)]
+    for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(MaxAbsPool2D(2, ceil_mode=True, dtype=dtype))
+        layers.append(SharpCosSim2D(c_in, c_in, 3, padding=1, groups=c_in, **kw))    # depthwise
+        layers.append(SharpCosSim2D(c_in, c_out, 1, **kw))                           # pointwise
+    layers.append(MaxAbsPool2D(final_pool, ceil_mode=True, dtype=dtype))
+    layers += [Flatten(dtype=dtype), Dense(widths[-1], n_classes, dtype=dtype, rng=r)]
+    return Sequential(layers, input_shape=INPUT_SHAPE)
+
+
+def _convnet_twin(scs_model, rng=None, dtype=np.float32):
+    """The same shape with convolutions: Conv2D (same groups) + ReLU for every SCS layer,
+    MaxPool2D for every MaxAbsPool2D, and a Standardize layer in front, as ConvNets like."""
+    r = as_rng(rng)
+    layers = [Standardize(dtype=dtype)]
+    for layer in scs_model.layers:
+        if isinstance(layer, SharpCosSim2D):
+            layers.append(Conv2D(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                 stride=layer.stride, padding=layer.padding, groups=layer.groups,
+                                 dtype=dtype, rng=r))
+            layers.append(ReLU(dtype=dtype))
+        elif isinstance(layer, MaxAbsPool2D):
+            layers.append(MaxPool2D(layer.pool_size, ceil_mode=layer.ceil_mode, dtype=dtype))
+        elif isinstance(layer, Dense):
+            layers.append(Dense(layer.n_inputs, layer.n_outputs, dtype=dtype, rng=r))
+        else:
+            layers.append(type(layer)(**layer.config(), dtype=dtype))
+    return Sequential(layers, input_shape=INPUT_SHAPE)
+
+
+def fashion_2764(rng=None, dtype=np.float32, n_classes=10):
+    """Brandon Rohrer's Fashion-MNIST record network (scs-gallery, fashion_90_2764.py, 2022).
+
+    28x28 -> SCS 3x3, 32 kernels -> 26x26 -> pool -> 13x13
+          -> depthwise SCS 3x3 (32) + pointwise SCS (32 -> 20) -> pool -> 7x7
+          -> depthwise SCS 3x3 (20) + pointwise SCS (20 -> 20) -> pool -> 4x4
+          -> depthwise SCS 3x3 (20) + pointwise SCS (20 -> 20) -> pool 4 -> 1x1 -> Dense(20 -> 10)
+    Every SCS layer has one p per kernel, one q and one output scale alpha: 2,764 parameters.
+    """
+    return _scs_stack([32, 20, 20, 20], rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+def fashion_1890(rng=None, dtype=np.float32, n_classes=10):
+    """Our Fashion-MNIST design under the 1,890 of the leaderboard's first place: the record
+    network's shape, narrower (20 kernels in front, 16 after): 1,784 parameters."""
+    return _scs_stack([20, 16, 16, 16], rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+def mnist_1398(rng=None, dtype=np.float32, n_classes=10):
+    """Our MNIST design under the 1,398 of the best SCS entry: the record shape with 14
+    kernels in every layer: 1,354 parameters."""
+    return _scs_stack([14, 14, 14, 14], rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+MODELS = {"scs": scs, "scs-tiny": scs_tiny, "convnet": convnet, "reference": reference,
+          "fashion-2764": fashion_2764, "fashion-1890": fashion_1890, "mnist-1398": mnist_1398}
+for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
+    MODELS[_name + "-convnet"] = (lambda f: lambda rng=None, dtype=np.float32, n_classes=10:
+                                  _convnet_twin(f(rng=0, dtype=dtype, n_classes=n_classes),
+                                                rng=rng, dtype=dtype))(MODELS[_name])
+
+# How each model is trained: data set, epochs, batch size, peak learning rate, schedule and
+# augmentation (shift: random shifts of up to this many pixels, i.e. random crops of 28 from a
+# zero border that wide; flip: random left-right mirror images, for clothes, never for digits).
+_SAMPLE = dict(data="sample", batch_size=64, schedule="warmup-cosine", shift=2, flip=False)
+_ONE_CYCLE = dict(batch_size=100, lr=0.03, schedule="one-cycle", shift=2)
+RECIPES = {
+    "scs": dict(_SAMPLE, epochs=30, lr=0.01),
+    "scs-tiny": dict(_SAMPLE, epochs=60, lr=0.03),
+    "convnet": dict(_SAMPLE, epochs=30, lr=0.002),
+    "reference": dict(_SAMPLE, epochs=30, lr=0.01),
+    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, flip=True),
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, flip=True),
+    "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=30, flip=False),
+}
+for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
+    RECIPES[_name + "-convnet"] = dict(RECIPES[_name], lr=0.01)
 
 
 def build_model(name, rng=None, dtype=np.float32, n_classes=10):

@@ -13,9 +13,16 @@ trains, prints the test accuracy and saves ``runs/scs/model.npz`` (load it with
 ``minisc.load``) and ``runs/scs/history.json``.
 
 One epoch = one pass over the shuffled training set in mini-batches; after each epoch the
-model is evaluated on the held-out set. The learning rate warms up linearly for the first
-epoch, then follows a cosine curve down to zero: large steps while the network is far from a
-solution, small ones to settle at the end.
+model is evaluated on the held-out set. Two learning-rate schedules:
+
+- "warmup-cosine": a linear warm-up over the first epoch, then a cosine curve down to zero:
+  large steps while the network is far from a solution, small ones to settle at the end;
+- "one-cycle" (Leslie Smith's, as PyTorch's OneCycleLR does it by default): from lr/25 up to
+  lr over the first 30% of the steps, then a cosine down to lr/25e4, while Adam's beta1 moves
+  the other way, 0.95 -> 0.85 -> 0.95. The record networks are trained with it.
+
+Each model's recipe (``minisc.models.RECIPES``) says which data, epochs, batch size, schedule
+and augmentation it is trained with; the command line runs it and lets any flag override it.
 """
 
 import argparse
@@ -31,16 +38,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import data as mdata
 from .files import atomic_write
 from .losses import SoftmaxCrossEntropy
-from .models import MODELS, build_model
+from .layers import SharpCosSim2D
+from .models import MODELS, RECIPES, build_model
 from .optim import SGD, Adam
 
-# The defaults that meet minisc's targets on the embedded sample (see README and benchmarks/).
-DEFAULTS = {
-    "scs": dict(epochs=30, lr=0.01, batch_size=64, shift=2),
-    "scs-tiny": dict(epochs=60, lr=0.03, batch_size=64, shift=2),
-    "convnet": dict(epochs=30, lr=0.002, batch_size=64, shift=2),
-    "reference": dict(epochs=30, lr=0.01, batch_size=64, shift=2),
-}
+SCHEDULES = ("warmup-cosine", "one-cycle")
+# Each recipe's keyword arguments for train(): the recipe without its data set.
+DEFAULTS = {name: {k: v for k, v in recipe.items() if k != "data"} for name, recipe in RECIPES.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +126,14 @@ def random_shift(x, max_shift, rng):
     return views[np.arange(n), :, dy, dx]                     # (N, C, H, W)
 
 
+def random_flip(x, rng):
+    """Mirror about half of the images left-right, each chosen at random: (N, C, H, W) -> same."""
+    flip = rng.random(len(x)) < 0.5
+    out = x.copy()
+    out[flip] = x[flip, :, :, ::-1]
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # evaluation and training
 def evaluate(model, x, y, batch_size=500):
@@ -143,19 +155,53 @@ def lr_at(step, total_steps, warmup_steps, base_lr):
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def one_cycle_at(step, total_steps, max_lr, pct_start=0.3, div=25.0, final_div=1e4,
+                 beta1_range=(0.85, 0.95)):
+    """(learning rate, Adam beta1) at a step of the one-cycle schedule.
+
+    The rate climbs from max_lr/div to max_lr over the first pct_start of the steps, then falls
+    to max_lr/(div*final_div); both phases follow half a cosine. beta1 mirrors it, from high to
+    low and back. These are the defaults of PyTorch's OneCycleLR, which the records used.
+    """
+    def cos_from_to(a, b, t):                       # t in [0, 1]: a -> b along half a cosine
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))
+
+    lo_beta, hi_beta = beta1_range
+    start, end = max_lr / div, max_lr / (div * final_div)
+    up = max(1.0, pct_start * total_steps - 1)      # the step at which lr peaks
+    if step <= up:
+        t = step / up
+        return cos_from_to(start, max_lr, t), cos_from_to(hi_beta, lo_beta, t)
+    t = min(1.0, (step - up) / max(1.0, total_steps - 1 - up))
+    return cos_from_to(max_lr, end, t), cos_from_to(lo_beta, hi_beta, t)
+
+
+def scs_layer_state(model):
+    """p (a list per SCS layer) and q (a float per SCS layer), for the training history."""
+    layers = [layer for layer in model.layers if isinstance(layer, SharpCosSim2D)]
+    return ([layer.params["p"].tolist() for layer in layers],
+            [float(layer.params["q"][0]) for layer in layers])
+
+
 def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_size=64, lr=0.01,
-          optimizer="adam", shift=0, seed=0, progress=True, save_path=None, log=print):
+          optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, seed=0, progress=True,
+          save_path=None, callback=None, log=print):
     """Train ``model`` with mini-batch gradient descent; returns the history.
 
     x_train: float32 (N, 1, H, W); y_train: int labels (N,); x_val, y_val likewise (optional,
-    evaluated after every epoch). optimizer: "adam" or "sgd" (momentum 0.9). shift: random
-    translation of up to this many pixels per image (data augmentation; 0 = off). seed drives
-    the shuffling and the augmentation, so a run is reproducible. save_path: if given, the
-    final model is saved there (atomically).
+    evaluated after every epoch). optimizer: "adam" or "sgd" (momentum 0.9). schedule:
+    "warmup-cosine" or "one-cycle" (lr is then the peak rate). shift: random translation of up
+    to this many pixels per image (data augmentation; 0 = off); flip: mirror a random half of
+    every batch left-right. seed drives the shuffling and the augmentation, so a run is
+    reproducible. save_path: if given, the final model is saved there (atomically).
+    callback: if given, ``callback(epoch, model, history)`` is called after every epoch.
 
     Returns a dict of per-epoch lists: epoch, train_loss, train_acc, val_loss, val_acc, lr,
-    seconds (cumulative wall time).
+    seconds (cumulative wall time), and p and q of every SCS layer (one entry per SCS layer,
+    in model order, per epoch).
     """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"train: schedule must be one of {SCHEDULES}, got {schedule!r}")
     x_train = np.asarray(x_train)
     y_train = np.asarray(y_train).astype(np.int64)
     if x_train.ndim != 4 or len(x_train) != len(y_train):
@@ -169,7 +215,8 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     steps_per_epoch = math.ceil(len(y_train) / batch_size)
     total_steps = epochs * steps_per_epoch
     warmup = min(steps_per_epoch, total_steps // 5)
-    history = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")}
+    history = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                               "p", "q")}
     start = time.perf_counter()
     step = 0
     tqdm = _tqdm(progress)
@@ -180,8 +227,15 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
             xb = random_shift(x_train[idx], shift, rng)
+            if flip:
+                xb = random_flip(xb, rng)
             yb = y_train[idx]
-            opt.lr = lr_at(step, total_steps, warmup, lr)
+            if schedule == "one-cycle":
+                opt.lr, beta1 = one_cycle_at(step, total_steps, lr)
+                if isinstance(opt, Adam):
+                    opt.betas = (beta1, opt.betas[1])
+            else:
+                opt.lr = lr_at(step, total_steps, warmup, lr)
             logits = model.forward(xb)
             loss = loss_fn.forward(logits, yb)
             if not math.isfinite(loss):
@@ -204,10 +258,15 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
         history["val_acc"].append(val_acc)
         history["lr"].append(opt.lr)
         history["seconds"].append(time.perf_counter() - start)
+        p_now, q_now = scs_layer_state(model)
+        history["p"].append(p_now)
+        history["q"].append(q_now)
         msg = (f"epoch {epoch:3d}/{epochs}  loss {loss_sum / seen:.4f}  train acc {correct / seen:.4f}")
         if val_acc is not None:
             msg += f"  test loss {val_loss:.4f}  test acc {val_acc:.4f}"
         log(msg + f"  ({history['seconds'][-1]:.0f} s)")
+        if callback is not None:
+            callback(epoch, model, history)
     if save_path is not None:
         model.save(save_path)
     return history
@@ -236,25 +295,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m minisc.train",
         description="Train a minisc network on 28x28 digits or clothes, print its test accuracy and save it.")
-    parser.add_argument("--data", default="sample", choices=["sample", "mnist", "fashion-mnist", "auto"])
     parser.add_argument("--model", default="scs", choices=sorted(MODELS))
-    parser.add_argument("--epochs", type=int, default=None, help="default: per model, see DEFAULTS")
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--data", default=None, choices=["sample", "mnist", "fashion-mnist", "auto"],
+                        help="default: the model's recipe (minisc.models.RECIPES)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
+    parser.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--schedule", default=None, choices=SCHEDULES)
     parser.add_argument("--shift", type=int, default=None, help="random shift augmentation, pixels")
+    parser.add_argument("--flip", default=None, action=argparse.BooleanOptionalAction,
+                        help="random left-right flips (clothes only: digits are not symmetric)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/latest", help="folder for model.npz and history.json")
     parser.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: a smoke test")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    settings = dict(DEFAULTS[args.model])
-    for key in ("epochs", "lr", "batch_size", "shift"):
+    settings = dict(RECIPES[args.model])
+    for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.quick:
         settings["epochs"] = 1
-    data = load_dataset(args.data, quick=args.quick)
+    data = load_dataset(settings.pop("data"), quick=args.quick)
     model = build_model(args.model, rng=args.seed)
     print(model.summary())
     print(f"training: {settings}, seed {args.seed}")

@@ -8,20 +8,26 @@ from minisc import SharpCosSim2D, gradcheck
 from minisc import reference as ref
 from minisc.layers.scs import P_MAX, P_MIN, Q_MIN
 
-# (in_channels, out_channels, kernel, stride, padding, (H, W))
+# (in_channels, out_channels, kernel, stride, padding, (H, W), groups)
 CONFIGS = [
-    (2, 3, 1, 1, 0, (5, 6)),
-    (1, 4, 3, 1, 0, (7, 7)),
-    (3, 2, 3, 2, 1, (8, 9)),
-    (3, 5, 5, 1, 2, (6, 7)),
-    (1, 2, 5, 2, 0, (11, 9)),
-    (3, 3, (3, 5), 1, 1, (7, 8)),
-    (2, 4, 3, 2, 2, (5, 5)),
+    (2, 3, 1, 1, 0, (5, 6), 1),
+    (1, 4, 3, 1, 0, (7, 7), 1),
+    (3, 2, 3, 2, 1, (8, 9), 1),
+    (3, 5, 5, 1, 2, (6, 7), 1),
+    (1, 2, 5, 2, 0, (11, 9), 1),
+    (3, 3, (3, 5), 1, 1, (7, 8), 1),
+    (2, 4, 3, 2, 2, (5, 5), 1),
+    (4, 6, 3, 1, 1, (6, 5), 2),          # two groups of 2 channels, 3 kernels each
+    (3, 3, 3, 1, 1, (6, 6), 3),          # depthwise
+    (3, 6, (3, 2), 2, 1, (7, 6), 3),     # depthwise with two kernels per channel
+    (4, 4, 2, 1, 0, (4, 5), 4),          # depthwise 2x2, no padding
+    (6, 4, 3, 1, 0, (6, 6), 2),          # groups of 3 channels, 2 kernels each
 ]
 
 
-def _layer(cin, cout, k, stride, pad, rng, p_low=0.3, p_high=3.0):
-    layer = SharpCosSim2D(cin, cout, k, stride=stride, padding=pad, dtype=np.float64, rng=rng)
+def _layer(cin, cout, k, stride, pad, rng, p_low=0.3, p_high=3.0, groups=1, alpha_init=None):
+    layer = SharpCosSim2D(cin, cout, k, stride=stride, padding=pad, groups=groups,
+                          alpha_init=alpha_init, dtype=np.float64, rng=rng)
     # p both below and above 1, and a q away from its initial value
     layer.params["p"][:] = rng.uniform(p_low, p_high, cout)
     layer.params["p"][0] = 0.5
@@ -30,36 +36,82 @@ def _layer(cin, cout, k, stride, pad, rng, p_low=0.3, p_high=3.0):
     return layer
 
 
-@pytest.mark.parametrize("cin,cout,k,stride,pad,hw", CONFIGS)
-def test_gradients_match_finite_differences(cin, cout, k, stride, pad, hw):
+@pytest.mark.parametrize("alpha_init", [None, 1.7])
+@pytest.mark.parametrize("cin,cout,k,stride,pad,hw,groups", CONFIGS)
+def test_gradients_match_finite_differences(cin, cout, k, stride, pad, hw, groups, alpha_init):
     rng = np.random.default_rng(0)
-    layer = _layer(cin, cout, k, stride, pad, rng)
+    layer = _layer(cin, cout, k, stride, pad, rng, groups=groups, alpha_init=alpha_init)
     x = rng.standard_normal((2, cin) + hw)
     errors = gradcheck(layer, x, max_checks=60)
-    assert set(errors) == {"x", "w", "p", "q"}
+    assert set(errors) == {"x", "w", "p", "q"} | ({"alpha"} if alpha_init else set())
     for name, err in errors.items():
         assert err < 1e-5, f"{name}: relative error {err:.2e}"
 
 
-@pytest.mark.parametrize("cin,cout,k,stride,pad,hw", CONFIGS)
-def test_vectorized_matches_loop_reference(cin, cout, k, stride, pad, hw):
+@pytest.mark.parametrize("alpha_init", [None, 0.8])
+@pytest.mark.parametrize("cin,cout,k,stride,pad,hw,groups", CONFIGS)
+def test_vectorized_matches_loop_reference(cin, cout, k, stride, pad, hw, groups, alpha_init):
     rng = np.random.default_rng(1)
-    layer = _layer(cin, cout, k, stride, pad, rng)
+    layer = _layer(cin, cout, k, stride, pad, rng, groups=groups, alpha_init=alpha_init)
     x = rng.standard_normal((3, cin) + hw)
     x[0, :, : hw[0] // 2, : hw[1] // 2] = 0.0          # some blank patches too
     w, p, q = layer.params["w"], layer.params["p"], layer.params["q"]
+    alpha = 1.0 if alpha_init is None else layer.params["alpha"][0]
     y = layer.forward(x)
-    y_ref = ref.scs_forward(x, w, p, q, stride, pad)
+    y_ref = ref.scs_forward(x, w, p, q, stride, pad, groups, alpha)
     assert y.shape == y_ref.shape
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-13)
 
     dy = rng.standard_normal(y.shape)
     dx = layer.backward(dy)
-    dx_ref, dw_ref, dp_ref, dq_ref = ref.scs_backward(x, w, p, q, dy, stride, pad)
+    dx_ref, dw_ref, dp_ref, dq_ref, dalpha_ref = ref.scs_backward(x, w, p, q, dy, stride, pad,
+                                                                  groups, alpha)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.grads["w"], dw_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.grads["p"], dp_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.grads["q"], dq_ref, rtol=1e-9, atol=1e-12)
+    if alpha_init is not None:
+        np.testing.assert_allclose(layer.grads["alpha"], dalpha_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_groups_are_independent_layers_side_by_side():
+    """A grouped layer is G ungrouped layers, each on its own channels, outputs concatenated."""
+    rng = np.random.default_rng(11)
+    grouped = _layer(4, 6, 3, 1, 1, rng, groups=2)
+    x = rng.standard_normal((2, 4, 6, 6))
+    y = grouped.forward(x)
+    for g in range(2):
+        part = SharpCosSim2D(2, 3, 3, padding=1, dtype=np.float64)
+        for key in ("w", "p"):
+            part.params[key][...] = grouped.params[key][3 * g:3 * (g + 1)]
+        part.params["q"][...] = grouped.params["q"]
+        np.testing.assert_allclose(part.forward(x[:, 2 * g:2 * (g + 1)]), y[:, 3 * g:3 * (g + 1)],
+                                   rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("cin,cout,groups", [(4, 6, 3), (6, 4, 4), (4, 4, 0), (4, 4, -2)])
+def test_groups_must_divide_both_channel_counts(cin, cout, groups):
+    with pytest.raises(ValueError, match="groups"):
+        SharpCosSim2D(cin, cout, 3, groups=groups)
+
+
+def test_depthwise_parameter_count_and_name():
+    layer = SharpCosSim2D(32, 32, 3, padding=1, groups=32, alpha_init=10.0)
+    assert layer.params["w"].shape == (32, 1, 3, 3)
+    assert layer.n_params == 32 * 9 + 32 + 1 + 1             # w, p, q, alpha
+    assert "depthwise" in str(layer)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_inputs_give_the_same_cosines(dtype):
+    """x**2 overflows float32 beyond ~1e19: the patch norm must not."""
+    rng = np.random.default_rng(12)
+    layer = SharpCosSim2D(2, 3, 3, padding=1, q_init=Q_MIN, dtype=dtype, rng=0)
+    x = rng.random((2, 2, 6, 6)).astype(dtype)
+    y_big = layer.forward(x * dtype(1e20))
+    assert np.isfinite(y_big).all() and np.abs(y_big).max() > 0.01
+    y_mid = layer.forward(x * dtype(1e8))     # q is negligible at both scales
+    np.testing.assert_allclose(y_big, y_mid, rtol=1e-4, atol=1e-6)
 
 
 def test_forward_is_the_formula_for_one_patch():

@@ -2,7 +2,7 @@
 
 - windows.py: the transposed patch-matrix build for single-channel images, col2im_of_product,
   the separable box sums;
-- SharpCosSim2D: the kernel-major output memory, the rare 0 < |c| <= TINY entries, fresh
+- SharpCosSim2D: gradients in any memory order, the rare 0 < |c| <= TINY entries, fresh
   caches on every forward;
 - the pools: the branch-free walk on every memory layout, ties, dropped rows and columns.
 """
@@ -23,47 +23,52 @@ from minisc.layers.windows import (
 )
 
 
-def _patches_by_loops(xp, kh, kw, stride):
-    """Row (n, i, j) of the patch matrix, columns (a, b, c): straight from the definition."""
+def _patches_by_loops(xp, kh, kw, stride, groups=1):
+    """Block g, row (n, i, j) of the patch matrix, columns (a, b, c of group g): the definition."""
     n, hp, wp, c = xp.shape
+    c_g = c // groups
     h_out, w_out = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    rows = [xp[b, i * stride:i * stride + kh, j * stride:j * stride + kw, :].reshape(-1)
-            for b in range(n) for i in range(h_out) for j in range(w_out)]
-    return np.array(rows)
+    return np.array([[xp[b, i * stride:i * stride + kh, j * stride:j * stride + kw,
+                         g * c_g:(g + 1) * c_g].reshape(-1)
+                      for b in range(n) for i in range(h_out) for j in range(w_out)]
+                     for g in range(groups)])
 
 
-@pytest.mark.parametrize("c", [1, 3])
+@pytest.mark.parametrize("c,groups", [(1, 1), (3, 1), (4, 2), (3, 3)])
 @pytest.mark.parametrize("k,stride,pad", [(3, 1, 0), (5, 1, 2), ((2, 3), 2, 1)])
-def test_patch_matrix_matches_the_definition(c, k, stride, pad):
+def test_patch_matrix_matches_the_definition(c, groups, k, stride, pad):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(0)
     xp = pad_nhwc(rng.standard_normal((2, 7, 8, c)), pad)
-    cols = patch_matrix(xp, kh, kw, stride)
-    np.testing.assert_array_equal(cols, _patches_by_loops(xp, kh, kw, stride))
-    if c == 1:
-        assert cols.flags.f_contiguous          # built transposed: runs of W_out pixels
+    cols = patch_matrix(xp, kh, kw, stride, groups)
+    np.testing.assert_array_equal(cols, _patches_by_loops(xp, kh, kw, stride, groups))
+    if c // groups == 1:
+        assert cols.transpose(0, 2, 1).flags.c_contiguous   # built transposed: runs of W_out pixels
     else:
         assert cols.flags.c_contiguous
 
 
-@pytest.mark.parametrize("c,k,stride", [(1, 5, 1), (3, 3, 2), (4, (2, 3), 1)])
-def test_col2im_of_product_is_col2im_of_the_product(c, k, stride):
+@pytest.mark.parametrize("c,groups,k,stride", [(1, 1, 5, 1), (3, 1, 3, 2), (4, 1, (2, 3), 1),
+                                               (4, 2, 3, 1), (3, 3, (3, 2), 2)])
+def test_col2im_of_product_is_col2im_of_the_product(c, groups, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(1)
     shape = (2, 9, 8, c)
     h_out, w_out = (shape[1] - kh) // stride + 1, (shape[2] - kw) // stride + 1
-    left = rng.standard_normal((3, shape[0] * h_out * w_out)).T     # (M, K), F-ordered view
-    right = rng.standard_normal((3, kh * kw * c))                     # (K, D)
+    m = shape[0] * h_out * w_out
+    left = rng.standard_normal((groups, 3, m)).transpose(0, 2, 1)       # (G, M, K/G), a view
+    right = rng.standard_normal((groups, 3, kh * kw * c // groups))      # (G, K/G, D)
     np.testing.assert_allclose(col2im_of_product(left, right, shape, kh, kw, stride),
                                col2im(left @ right, shape, kh, kw, stride), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("c,k,stride", [(1, 5, 1), (2, 3, 2), (3, (3, 2), 1)])
-def test_col2im_is_the_adjoint_of_patch_matrix(c, k, stride):
+@pytest.mark.parametrize("c,groups,k,stride", [(1, 1, 5, 1), (2, 1, 3, 2), (3, 1, (3, 2), 1),
+                                               (4, 2, 3, 1), (3, 3, 2, 2)])
+def test_col2im_is_the_adjoint_of_patch_matrix(c, groups, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(2)
     xp = rng.standard_normal((2, 8, 9, c))
-    cols = patch_matrix(xp, kh, kw, stride)
+    cols = patch_matrix(xp, kh, kw, stride, groups)
     d = rng.standard_normal(cols.shape)
     # <patch_matrix(x), d> == <x, col2im(d)>
     assert np.sum(cols * d) == pytest.approx(np.sum(xp * col2im(d, xp.shape, kh, kw, stride)),
@@ -95,13 +100,6 @@ def _scs(cin, cout, k, stride=1, pad=0, dtype=np.float64, seed=0):
     return layer
 
 
-def test_scs_output_is_a_view_of_kernel_major_memory():
-    layer = _scs(2, 3, 3, pad=1)
-    y = layer.forward(np.random.default_rng(4).standard_normal((4, 2, 6, 5)))
-    assert y.shape == (4, 3, 6, 5)
-    assert y.transpose(1, 0, 2, 3).flags.c_contiguous       # (K, N, H, W) in memory
-
-
 def test_scs_backward_takes_dy_in_any_memory_order():
     rng = np.random.default_rng(5)
     layer = _scs(2, 3, 3, stride=2, pad=1)
@@ -116,8 +114,8 @@ def test_scs_backward_takes_dy_in_any_memory_order():
         np.testing.assert_array_equal(layer.grads[key], grads1[key])
 
 
-def test_scs_tiny_nonzero_cosines_follow_the_clamp():
-    """0 < |c| <= TINY: y = sign(c) * TINY**p, and no gradient flows through c."""
+def test_scs_cosines_below_tiny_count_as_zero():
+    """0 < |c| <= TINY: y = 0 and no gradient flows through c, as for c == 0 exactly."""
     rng = np.random.default_rng(6)
     layer = _scs(1, 3, 3, pad=1)
     x = rng.standard_normal((2, 1, 6, 6))
@@ -125,11 +123,11 @@ def test_scs_tiny_nonzero_cosines_follow_the_clamp():
     x[1, :, :3] = 0.0                # blank patches: c == 0 exactly
     w, p, q = layer.params["w"], layer.params["p"], layer.params["q"]
     y = layer.forward(x)
-    assert np.all(np.abs(y[0]) > 0) and np.allclose(np.abs(y[0]), TINY ** p[None, :, None, None])
+    assert np.all(y[0] == 0)
     np.testing.assert_allclose(y, ref.scs_forward(x, w, p, q, 1, 1), rtol=1e-10, atol=1e-300)
     dy = rng.standard_normal(y.shape)
     dx = layer.backward(dy)
-    dx_ref, dw_ref, dp_ref, dq_ref = ref.scs_backward(x, w, p, q, dy, 1, 1)
+    dx_ref, dw_ref, dp_ref, dq_ref, _ = ref.scs_backward(x, w, p, q, dy, 1, 1)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.grads["w"], dw_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.grads["p"], dp_ref, rtol=1e-9, atol=1e-12)

@@ -14,9 +14,22 @@ A layer is an object with
 - ``config()``: the constructor arguments, so ``minisc.load`` can rebuild the layer;
 - ``output_shape(input_shape)``: shape bookkeeping for ``Sequential.summary()``.
 
+One cache convention. Everything ``backward`` needs from the last forward pass lives in one
+attribute, ``self._cache`` (a dict or a tuple, the layer's choice), set by ``forward``. Two
+things are done for every layer by this base class, so no layer has to remember them:
+
+- after each ``forward``, the shape of its output is recorded, and ``self._check_grad(dy)``
+  compares dL/dy against it;
+- in evaluation mode (``layer.eval()``, or ``model.eval()`` for a whole Sequential) the
+  cache is dropped as soon as ``forward`` returns: predictions need no backward pass, and
+  the memory of every intermediate array is given back at once. ``backward`` then says so
+  clearly; ``layer.train()`` switches back.
+
 Arrays are channels-first, (N, C, H, W), and a layer computes in the dtype of its parameters
 (float32 unless you ask for float64).
 """
+
+import functools
 
 import numpy as np
 
@@ -51,8 +64,31 @@ def pair(value, name, who):
     return a, b
 
 
+def _recording_forward(forward):
+    """Wrap a layer's forward: remember the output's shape; in evaluation mode, drop the cache."""
+    if getattr(forward, "_records_output", False):
+        return forward
+
+    @functools.wraps(forward)
+    def wrapped(self, x):
+        y = forward(self, x)
+        self._y_shape = getattr(y, "shape", None)
+        if not getattr(self, "training", True):
+            self._cache = None
+        return y
+
+    wrapped._records_output = True
+    return wrapped
+
+
 class Layer:
     """Base class: no parameters, identity bookkeeping, helpful input checks."""
+
+    def __init_subclass__(cls, **kwargs):
+        # Every subclass's own forward is wrapped once (see "One cache convention" above).
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _recording_forward(cls.__dict__["forward"])
 
     def __init__(self, dtype=np.float32):
         self.dtype = as_float_dtype(dtype, type(self).__name__)
@@ -61,6 +97,21 @@ class Layer:
         # Set to False (Sequential does it for its first layer) when nobody needs dL/dx:
         # backward may then skip computing it and return None.
         self.needs_input_grad = True
+        # Training mode keeps what backward needs; evaluation mode keeps nothing.
+        self.training = True
+        self._cache = None
+        self._y_shape = None
+
+    def train(self):
+        """Training mode (the default): forward keeps what backward needs. Returns self."""
+        self.training = True
+        return self
+
+    def eval(self):
+        """Evaluation mode: forward keeps no cache, so it uses less memory; no backward. Returns self."""
+        self.training = False
+        self._cache = None
+        return self
 
     # ----------------------------------------------------------------------------------
     # the contract
@@ -147,12 +198,15 @@ class Layer:
             )
         return x
 
-    def _check_grad(self, dy, cache_name="_y_shape"):
-        """Validate dL/dy against the shape of the last forward output."""
+    def _check_grad(self, dy):
+        """Validate dL/dy against the shape of the last forward output (recorded by this class)."""
         name = type(self).__name__
-        shape = getattr(self, cache_name, None)
+        shape = getattr(self, "_y_shape", None)
         if shape is None:
             raise RuntimeError(f"{name}: backward() called before forward()")
+        if not getattr(self, "training", True):
+            raise RuntimeError(f"{name}: backward() after a forward pass in evaluation mode, which "
+                               "keeps nothing for backward; call .train() on the layer or model first")
         if not isinstance(dy, np.ndarray) or dy.shape != shape:
             got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
             raise ValueError(f"{name}: expected a gradient of shape {shape} (the last output), got {got}")

@@ -43,20 +43,19 @@ class Dense(Layer):
         if x.shape[1] != self.n_inputs:
             raise ValueError(f"{self}: expected {self.n_inputs} input features, got input of "
                              f"shape {x.shape}")
-        self._x = x
-        y = x @ self.params["w"] + self.params["b"]
-        self._y_shape = y.shape
-        return y
+        self._cache = x
+        return x @ self.params["w"] + self.params["b"]
 
-    def backward(self, dy):
-        dy = self._check_grad(dy)
+    def backward(self, dL_dy):
+        dL_dy = self._check_grad(dL_dy)
+        x = self._cache
         # y = x @ w + b
         #   dL/dw = x.T @ dL/dy,  dL/db = sum over the batch of dL/dy,  dL/dx = dL/dy @ w.T
-        self.grads["w"][...] = self._x.T @ dy
-        self.grads["b"][...] = dy.sum(axis=0)
+        self.grads["w"][...] = x.T @ dL_dy
+        self.grads["b"][...] = dL_dy.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return dy @ self.params["w"].T
+        return dL_dy @ self.params["w"].T
 
 
 class Flatten(Layer):
@@ -72,11 +71,9 @@ class Flatten(Layer):
         x = self._check_input(x)
         if x.ndim < 2:
             raise ValueError(f"Flatten: expected at least 2-D input (N, ...), got shape {x.shape}")
-        self._x_shape = x.shape
-        y = x.reshape(x.shape[0], -1)
-        self._y_shape = y.shape
-        return y
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy):
-        dy = self._check_grad(dy)
-        return dy.reshape(self._x_shape)
+    def backward(self, dL_dy):
+        dL_dy = self._check_grad(dL_dy)
+        return dL_dy.reshape(self._cache)

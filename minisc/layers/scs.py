@@ -6,39 +6,52 @@ slides a kernel over the image; unlike a convolution it scores each patch by the
 the angle between patch and kernel, so a faint stroke and a bold stroke of the same shape score
 the same, and then *sharpens* that cosine with a learned exponent.
 
-For one patch s (the C*kh*kw numbers under the window) and one kernel w_k:
+For one patch s (the C*kh*kw numbers under the window) and one kernel w (lesson 4 derives
+every line of the backward pass from these five):
 
-    norm_s = sqrt(s . s + eps) + q        q > 0: learned noise floor (one per layer)
-    norm_w = sqrt(w_k . w_k + eps)
-    c      = (s . w_k) / (norm_s * norm_w)            |c| < 1 because q > 0
-    y      = sign(c) * max(|c|, TINY) ** p_k          p_k > 0: learned, one per kernel
+    dot    = s . w
+    norm_s = sqrt(s . s + eps) + q         q > 0: learned noise floor (one per layer)
+    norm_w = sqrt(w . w + eps)
+    c      = dot / (norm_s * norm_w)       |c| < 1 because q > 0
+    y      = sign(c) * |c|**p              p > 0: learned, one per kernel
 
-- eps sits *inside* the square root: d sqrt(u)/du is infinite at u = 0, which is every blank
+and, when the layer is built with ``alpha_init``, one more learned number per layer scales
+every output: y = alpha * sign(c) * |c|**p.
+
+Three numerical guards, each explained here once:
+
+- eps sits *inside* the square roots: d sqrt(u)/du is infinite at u = 0, which is every blank
   patch of an MNIST background, and 0 * inf = NaN in the backward pass.
-- |c| is clamped to TINY before the power: with p < 1, d|c|**p/dc is infinite at c = 0, and
-  ln|c| (needed for dL/dp) is -inf there.
-- q keeps near-blank patches near 0 instead of amplifying noise into confident cosines.
-- Where the clamp acts (c == 0 on every blank patch) the backward pass uses dy/dc = 0, the
-  derivative of the clamped function, as common SCS implementations do. For p > 1 that is
-  also the derivative of sign(c)|c|**p; for p < 1 the latter is infinite; for p == 1 exactly
-  it would be 1, a case that only arises before the first update of a layer built with
-  p_init=1.
+- Cosines with |c| <= TINY (1e-30) count as exactly 0: y = 0, dy/dc = 0 and dy/dp = 0 there
+  (``_abs_power`` below). Blank patches give c == 0 exactly, where |c|**(p-1) and ln|c| are
+  infinite for p < 1; dy/dc = 0 is the slope of y for p > 1 and the usual choice of SCS
+  implementations for p <= 1. No real image gives 0 < |c| <= 1e-30; there the true y, at most
+  1e-30**p, is rounded to 0.
+- The patch norms are summed in float64: squares of float32 pixels overflow beyond ~1e19,
+  and the cosine of a patch should not depend on its scale.
+
+Groups. With ``groups=G`` the C input channels and K kernels are split into G groups; kernel k
+of group g sees only the C/G channels of group g, and the patch norm covers those channels
+only. ``groups = in_channels = out_channels`` is a *depthwise* layer: one 2-D kernel per
+channel (Raphael Pisoni's depthwise SCS). Every array below then carries a leading group axis
+G; with G = 1 it has length 1 and the layer is the plain one.
 
 Parameters
-    params["w"]: (K, C, kh, kw)   the kernels
-    params["p"]: (K,)             sharpening exponents, kept in [P_MIN, P_MAX]
-    params["q"]: (1,)             noise floor, kept >= Q_MIN
+    params["w"]: (K, C/G, kh, kw)   the kernels
+    params["p"]: (K,)               sharpening exponents, kept in [P_MIN, P_MAX]
+    params["q"]: (1,)               noise floor, kept >= Q_MIN
+    params["alpha"]: (1,)           output scale, only when built with alpha_init
 ``p`` and ``q`` are stored as themselves (not log-transformed), so you can print and plot them.
 After each optimizer step, ``constrain()`` clips them back into range.
 """
 
 import numpy as np
 
-from .base import Layer, as_rng, pair
+from .base import as_rng
 from .windows import (
+    WindowedLayer,
     box_sum,
     box_sum_adjoint,
-    check_window_args,
     check_window_fits,
     col2im_of_product,
     output_size,
@@ -47,13 +60,23 @@ from .windows import (
 )
 
 EPS = 1e-12      # inside the square roots of both norms
-TINY = 1e-30     # |c| is clamped to this before the power and the log
+TINY = 1e-30     # cosines with |c| <= TINY count as 0
 P_MIN = 0.1      # smallest sharpening exponent allowed after an update
 P_MAX = 10.0     # largest: beyond ~10, |c|**p underflows and the kernel stops learning
 Q_MIN = 1e-4     # q must stay positive for |c| < 1 and a finite blank-patch response
 
 
-class SharpCosSim2D(Layer):
+def _abs_power(c, exponent):
+    """|c|**exponent and ln|c|, both set to 0 wherever |c| <= TINY (those cosines count as 0).
+
+    c: (G, K/G, M), exponent: (G, K/G, 1)  ->  two arrays shaped like c.
+    """
+    live = np.abs(c) > TINY
+    log_abs_c = np.log(np.where(live, np.abs(c), 1))       # ln|c|, and ln 1 = 0 where not live
+    return np.exp(exponent * log_abs_c) * live, log_abs_c
+
+
+class SharpCosSim2D(WindowedLayer):
     """Sharpened cosine similarity over sliding windows.
 
     Parameters
@@ -64,10 +87,14 @@ class SharpCosSim2D(Layer):
     stride : int, default 1
     padding : int, default 0
         Zeros added on every side of both spatial axes.
+    groups : int, default 1
+        G, dividing both C and K. Kernel k sees only the C/G input channels of its group.
     p_init : float, default 2.0
         Starting exponent for every kernel.
     q_init : float, default 0.1
         Starting noise floor.
+    alpha_init : float or None, default None
+        If a number, the layer learns one output scale alpha, starting there.
     dtype : np.float32 (default) or np.float64
     rng : None, int seed or numpy Generator, for the kernel initialisation.
 
@@ -75,202 +102,163 @@ class SharpCosSim2D(Layer):
     ------
     forward:  x (N, C, H, W)  ->  y (N, K, H_out, W_out),
               H_out = (H + 2*padding - kh) // stride + 1, likewise W_out.
-    backward: dy (N, K, H_out, W_out)  ->  dx (N, C, H, W), and fills ``grads``.
-
-    The output is a channels-first *view* of kernel-major memory: ``y.transpose(1, 0, 2, 3)``
-    is a C-contiguous (K, N, H_out, W_out) array, the layout the layer computes in (see the
-    comments in ``forward``). Index it like any (N, K, H_out, W_out) array; ``np.ascontiguousarray``
-    gives a C-ordered copy when you need one.
+    backward: dL_dy (N, K, H_out, W_out)  ->  dL_dx (N, C, H, W), and fills ``grads``.
+    Inside, M = N * H_out * W_out patches, D = kh * kw * C/G numbers per patch.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 p_init=2.0, q_init=0.1, dtype=np.float32, rng=None):
-        super().__init__(dtype)
+    valid_ranges = {"p": (P_MIN, P_MAX), "q": (Q_MIN, np.inf)}
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
+                 p_init=2.0, q_init=0.1, alpha_init=None, dtype=np.float32, rng=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups, dtype)
         name = type(self).__name__
-        check_window_args(name, in_channels=in_channels, out_channels=out_channels, stride=stride,
-                          padding=padding)
         if not P_MIN <= p_init <= P_MAX:
             raise ValueError(f"{name}: p_init must be in [{P_MIN}, {P_MAX}], got {p_init}")
         if not q_init >= Q_MIN:
             raise ValueError(f"{name}: q_init must be >= {Q_MIN}, got {q_init}")
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.kernel_size = pair(kernel_size, "kernel_size", name)
-        self.stride = int(stride)
-        self.padding = int(padding)
+        if alpha_init is not None and not np.isfinite(alpha_init):
+            raise ValueError(f"{name}: alpha_init must be a finite number or None, got {alpha_init}")
         self.p_init = float(p_init)
         self.q_init = float(q_init)
+        self.alpha_init = None if alpha_init is None else float(alpha_init)
 
         kh, kw = self.kernel_size
+        c_g = self.in_channels // self.groups
         # Glorot/Xavier-uniform scale. The cosine ignores the kernel's length, but the optimizer
         # does not: Adam's steps are ~lr in size, so the kernel's scale sets how fast it turns.
-        fan_in = in_channels * kh * kw
-        fan_out = out_channels * kh * kw
+        fan_in = c_g * kh * kw
+        fan_out = self.out_channels // self.groups * kh * kw
         limit = np.sqrt(6.0 / (fan_in + fan_out))
-        w = as_rng(rng).uniform(-limit, limit, size=(out_channels, in_channels, kh, kw))
+        w = as_rng(rng).uniform(-limit, limit, size=(self.out_channels, c_g, kh, kw))
         self.params = {
             "w": w.astype(self.dtype),
-            "p": np.full(out_channels, p_init, dtype=self.dtype),
+            "p": np.full(self.out_channels, p_init, dtype=self.dtype),
             "q": np.full(1, q_init, dtype=self.dtype),
         }
+        if self.alpha_init is not None:
+            self.params["alpha"] = np.full(1, self.alpha_init, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     # ------------------------------------------------------------------------------------
     def config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    kernel_size=list(self.kernel_size), stride=self.stride,
-                    padding=self.padding, p_init=self.p_init, q_init=self.q_init)
-
-    def output_shape(self, input_shape):
-        c, h, w = input_shape
-        kh, kw = self.kernel_size
-        return (self.out_channels, output_size(h, kh, self.stride, self.padding),
-                output_size(w, kw, self.stride, self.padding))
+        return dict(super().config(), p_init=self.p_init, q_init=self.q_init,
+                    alpha_init=self.alpha_init)
 
     def constrain(self):
         np.clip(self.params["p"], P_MIN, P_MAX, out=self.params["p"])
         np.maximum(self.params["q"], Q_MIN, out=self.params["q"])
-
-    def __str__(self):
-        kh, kw = self.kernel_size
-        return (f"SharpCosSim2D({self.in_channels}->{self.out_channels}, {kh}x{kw}, "
-                f"stride {self.stride}, padding {self.padding})")
 
     # ------------------------------------------------------------------------------------
     def forward(self, x):
         """x: (N, C, H, W)  ->  y: (N, K, H_out, W_out)."""
         x = self._check_input(x, ndim=4, channels=self.in_channels)
         self._cache = None              # let the last step's arrays go before making new ones
-        kh, kw = self.kernel_size
-        n, c_in, h, w = x.shape
+        n, _, h, w = x.shape
         check_window_fits(self, h, w)
-        st = self.stride
-        k = self.out_channels
-        p = self.params["p"]                                     # (K,)
-        q = self.params["q"]                                     # (1,)
-
-        # Kernels as rows of a (K, D) matrix, columns ordered (kernel row, kernel col, channel)
-        # to match the patch matrix below; then scaled to unit length.
-        w_rows = self.params["w"].transpose(0, 2, 3, 1).reshape(k, -1)      # (K, D)
-        norm_w = np.sqrt(np.einsum("kd,kd->k", w_rows, w_rows) + EPS)       # (K,)
-        w_hat = w_rows / norm_w[:, None]                                    # (K, D)
-
-        # Patches: pad, take the strided window view, copy it into the patch matrix.
-        xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)               # (N, Hp, Wp, C)
-        cols = patch_matrix(xp, kh, kw, st)                                 # (M, D)
+        kh, kw = self.kernel_size
+        G, st = self.groups, self.stride
         h_out = output_size(h, kh, st, self.padding)
         w_out = output_size(w, kw, st, self.padding)
-        m = cols.shape[0]
+        p = self.params["p"].reshape(G, -1, 1)                              # (G, K/G, 1)
+        q = self.params["q"][0]
 
-        # Patch norms from a box sum of x**2: no need to square the (bigger) patch matrix.
-        sq_sum = box_sum(np.einsum("nhwc,nhwc->nhw", xp, xp), kh, kw, st)   # (N, Ho, Wo)
-        root_s = np.sqrt(sq_sum.reshape(-1) + EPS)                          # (M,)
-        norm_s = root_s + q                                                 # (M,)
+        # Kernels as rows, ordered (kernel row, kernel column, channel) like the patches.
+        w_rows = self.params["w"].transpose(0, 2, 3, 1).reshape(G, -1, kh * kw * x.shape[1] // G)
+        #                                                                   (G, K/G, D)
+        # Patches as rows: pad, take the strided window view, copy (see windows.py).
+        xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)               # (N, Hp, Wp, C)
+        s = patch_matrix(xp, kh, kw, st, G)                                 # (G, M, D)
 
-        # From here on every (K, M) array is kernel-major: one row per kernel, one column per
-        # patch. Then "per kernel" numbers (p) scale whole rows and "per patch" numbers
-        # (norm_s) are one row broadcast down the K rows: both are numpy's fast, contiguous
-        # inner loops, where the (M, K) layout would run loops only K long.
-        c = w_hat @ cols.T                                                  # (K, M)  BLAS
-        c /= norm_s                                                         # (K, M)  cosines
+        # dot = s . w                 every patch with every kernel of its group: BLAS
+        dot = w_rows @ s.transpose(0, 2, 1)                                 # (G, K/G, M)
+        # norm_s = sqrt(s . s + eps) + q
+        # s . s is a box sum of x**2 over each window and the group's channels (no patch matrix)
+        xg = xp.reshape(xp.shape[:3] + (G, -1))                             # (N, Hp, Wp, G, C/G)
+        x2 = np.einsum("nhwgc,nhwgc->gnhw", xg, xg, dtype=np.float64)       # (G, N, Hp, Wp)
+        root_s = np.sqrt(box_sum(x2, kh, kw, st) + EPS).reshape(G, 1, -1).astype(self.dtype)
+        #                                                                   (G, 1, M)
+        norm_s = root_s + q                                                 # (G, 1, M)
+        # norm_w = sqrt(w . w + eps)
+        root_w = np.sqrt(np.einsum("gkd,gkd->gk", w_rows, w_rows) + EPS)    # (G, K/G)
+        norm_w = root_w[..., None]                                          # (G, K/G, 1)
+        # c = dot / (norm_s * norm_w)
+        c = dot / (norm_s * norm_w)                                         # (G, K/G, M)
+        # y = sign(c) * |c|**p  =  c * |c|**(p-1)   (the same number, without a sign pass)
+        c_pow, log_abs_c = _abs_power(c, p - 1)                             # (G, K/G, M) each
+        y = c * c_pow                                                       # (G, K/G, M)
+        out = y
+        if "alpha" in self.params:
+            out = self.params["alpha"][0] * y                               # (G, K/G, M)
 
-        # a = max(|c|, TINY), then y = sign(c) * a**p. Computed as
-        #   e = a**(p-1) = exp((p-1) * ln a)   and   y = c * e:
-        # c * a**(p-1) is sign(c) * a**p wherever a == |c|, so no sign() pass is needed, and e
-        # is also the slope the backward pass wants (dy/dc = p * e). ln a is kept for dL/dp.
-        abs_c = np.abs(c)                                                   # (K, M)
-        dead = abs_c <= TINY                                                # (K, M) bool
-        if not dead.any():
-            dead = None                 # no blank patch, nothing to mask: skip the masking below
-        # The clamp, with TINY as an (M,) row: numpy's SIMD maximum loop wants two arrays.
-        np.maximum(abs_c, np.full(m, TINY, dtype=self.dtype), out=abs_c)
-        log_c = np.log(abs_c, out=abs_c)                                    # (K, M)  ln a
-        e = np.multiply(log_c, (p - 1)[:, None])                            # (K, M)
-        np.exp(e, out=e)                                                    # (K, M)  a**(p-1)
-        y = np.multiply(c, e)                                               # (K, M)
-        # Where the clamp acted, c * e is 0 for c == 0, as it should be. A cosine with
-        # 0 < |c| <= TINY (patches of ~1e-30 scale) must give sign(c) * TINY**p instead:
-        # two counts find out whether there is any, and those few entries are set directly.
-        tiny = None
-        if dead is not None and np.count_nonzero(dead) != np.count_nonzero(c == 0):
-            tiny = np.nonzero(dead & (c != 0))                              # (kernels, patches)
-            y[tiny] = np.sign(c[tiny]) * TINY ** p[tiny[0]]
-
-        self._cache = dict(x_shape=x.shape, xp_shape=xp.shape, xp=xp, cols=cols,
-                           w_hat=w_hat, norm_w=norm_w, root_s=root_s, norm_s=norm_s,
-                           dead=dead, tiny=tiny, log_c=log_c, e=e, y=y)
-        # (K, M) is (K, N, Ho, Wo) in memory: hand it on as an (N, K, Ho, Wo) view.
-        out = y.reshape(k, n, h_out, w_out).transpose(1, 0, 2, 3)           # (N, K, Ho, Wo)
-        self._y_shape = out.shape
-        return out
+        self._cache = dict(x_shape=x.shape, xp=xp, s=s, w_rows=w_rows, root_s=root_s,
+                           norm_s=norm_s, root_w=root_w, norm_w=norm_w, c=c, c_pow=c_pow,
+                           log_abs_c=log_abs_c, y=y)
+        # (G, K/G, M) is (K, N, Ho, Wo) in memory: hand it on as an (N, K, Ho, Wo) view.
+        return out.reshape(self.out_channels, n, h_out, w_out).transpose(1, 0, 2, 3)
 
     # ------------------------------------------------------------------------------------
-    def backward(self, dy):
-        """dy: (N, K, H_out, W_out)  ->  dx: (N, C, H, W); fills grads["w"], ["p"], ["q"]."""
-        dy = self._check_grad(dy)
-        cc = self._cache
+    def backward(self, dL_dy):
+        """dL_dy: (N, K, H_out, W_out)  ->  dL_dx: (N, C, H, W); fills grads["w"], ["p"], ["q"]."""
+        dL_dy = self._check_grad(dL_dy)
+        cache = self._cache
+        s, c, y = cache["s"], cache["c"], cache["y"]
+        norm_s, norm_w, root_s, root_w = cache["norm_s"], cache["norm_w"], cache["root_s"], cache["root_w"]
         kh, kw = self.kernel_size
-        st = self.stride
-        k = self.out_channels
-        p = self.params["p"]
-        y, e, log_c, dead = cc["y"], cc["e"], cc["log_c"], cc["dead"]
-        norm_s, root_s, norm_w, w_hat = cc["norm_s"], cc["root_s"], cc["norm_w"], cc["w_hat"]
-        # dL/dy, kernel-major like the forward arrays (no copy when dy has that memory order)
-        g = dy.transpose(1, 0, 2, 3).reshape(k, -1)                         # (K, M)
+        G, K = self.groups, self.out_channels
+        p = self.params["p"].reshape(G, -1, 1)                              # (G, K/G, 1)
+        # dL/dy, kernel-major like the forward arrays (no copy when it has that memory order)
+        dL_dy = dL_dy.transpose(1, 0, 2, 3).reshape(G, K // G, -1)          # (G, K/G, M)
 
-        # y = sign(c) * a**p = c * e,   a = max(|c|, TINY),   e = a**(p-1)
-        #   dy/dp = y * ln a
-        #   dy/dc = p * a**(p-1) = p * e   (even in c: no sign), and 0 where the clamp acted
-        gy = np.multiply(g, y)                                              # (K, M)
-        self.grads["p"][...] = np.einsum("km,km->k", gy, log_c)
-        v = np.multiply(g, e)                                               # (K, M)
-        if dead is not None:
-            np.copyto(v, 0, where=dead)                                     # dL/dc = p * v
+        if "alpha" in self.params:
+            # out = alpha * y   ->   dL/dalpha = sum dL/dout * y,   dL/dy = alpha * dL/dout
+            self.grads["alpha"][0] = np.vdot(dL_dy, y)
+            dL_dy = self.params["alpha"][0] * dL_dy                         # (G, K/G, M)
 
-        # c = (s . w_hat) / norm_s,   norm_s = sqrt(s.s + eps) + q
-        #   dc/d(s . w_hat) = 1 / norm_s
-        #   dc/d norm_s     = -c / norm_s
-        v /= norm_s                                                         # (K, M)
-        # So dL/d(s . w_hat) = p * v. The factor p is one number per kernel: it is applied to
-        # the small (K, D) matrices below rather than to the (K, M) array (one pass less).
-        #
-        # dL/dnorm_s = -sum_k (dL/dc * c) / norm_s, and dL/dc * c = g * p * e * c = p * g * y
-        # wherever the clamp did not act (elsewhere dL/dc = 0 and y = 0): a matrix-vector
-        # product with gy from above, instead of another (K, M) pass and keeping c around.
-        gc_c = p @ gy                                                       # (M,)  sum over K
-        if cc["tiny"] is not None:      # entries with 0 < |c| <= TINY: y != 0 but dL/dc = 0
-            kk, mm = cc["tiny"]
-            np.subtract.at(gc_c, mm, p[kk] * gy[kk, mm])
-        dl_dnorm_s = -gc_c / norm_s                                         # (M,)
+        # y = sign(c) * |c|**p
+        #   dy/dp = y * ln|c|                      dL/dp = sum over patches of dL/dy * dy/dp
+        #   dy/dc = p * |c|**(p-1)                 (even in c: the sign cancels)
+        dy_dp = y * cache["log_abs_c"]                                      # (G, K/G, M)
+        self.grads["p"][...] = np.einsum("gkm,gkm->gk", dL_dy, dy_dp).reshape(K)
+        dy_dc = p * cache["c_pow"]                                          # (G, K/G, M)
+        dL_dc = dL_dy * dy_dc                                               # (G, K/G, M)
 
-        # norm_s = sqrt(s.s + eps) + q  ->  dnorm_s/dq = 1, summed over every patch
-        self.grads["q"][0] = dl_dnorm_s.sum()
+        # c = dot / (norm_s * norm_w)
+        #   dc/ddot    = 1 / (norm_s * norm_w)
+        #   dc/dnorm_s = -c / norm_s               summed over the kernels that saw the patch
+        #   dc/dnorm_w = -c / norm_w               summed over the patches the kernel saw
+        dL_ddot = dL_dc / (norm_s * norm_w)                                 # (G, K/G, M)
+        dL_dc_c = dL_dc * c                                                 # (G, K/G, M)
+        dL_dnorm_s = -dL_dc_c.sum(axis=1, keepdims=True) / norm_s           # (G, 1, M)
+        dL_dnorm_w = -dL_dc_c.sum(axis=2, keepdims=True) / norm_w           # (G, K/G, 1)
 
-        # w_hat = w / norm_w, norm_w = sqrt(w.w + eps)
-        #   dL/dw = (dL/dw_hat - w_hat * (w_hat . dL/dw_hat)) / norm_w
-        dw_hat = (v @ cc["cols"]) * p[:, None]                              # (K, D)  BLAS
-        radial = np.einsum("kd,kd->k", w_hat, dw_hat)                       # (K,)
-        dw_rows = (dw_hat - w_hat * radial[:, None]) / norm_w[:, None]      # (K, D)
-        self.grads["w"][...] = dw_rows.reshape(k, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
+        # norm_s = sqrt(s . s + eps) + q   ->   dnorm_s/dq = 1, for every patch
+        self.grads["q"][0] = dL_dnorm_s.sum()
+
+        # dot = s . w,  norm_w = sqrt(w . w + eps)
+        #   dL/dw = sum over patches of dL/ddot * s  +  dL/dnorm_w * w / sqrt(w . w + eps)
+        w_rows = cache["w_rows"]                                            # (G, K/G, D)
+        dL_dw = dL_ddot @ s + dL_dnorm_w * w_rows / root_w[..., None]       # (G, K/G, D)  BLAS
+        self.grads["w"][...] = dL_dw.reshape(K, kh, kw, -1).transpose(0, 3, 1, 2)
 
         if not self.needs_input_grad:
             return None
 
-        # dL/ds has two parts:
-        #   through the dot product:  sum_k p[k] v[k, m] w_hat[k], i.e. the rows of
-        #                             v.T @ (p * w_hat), added back onto the pixels (col2im)
-        #   through norm_s:           dL/dnorm_s * s / sqrt(s.s + eps)
-        # The second is a per-patch scalar times the patch itself, so on the pixels it becomes
-        # x * (box-sum adjoint of those scalars): no patch-sized array needed.
-        dxp = col2im_of_product(v.T, w_hat * p[:, None], cc["xp_shape"], kh, kw, st)  # BLAS
-        n, hp, wp, _ = cc["xp_shape"]
-        h_out = (hp - kh) // st + 1
-        w_out = (wp - kw) // st + 1
-        r = (dl_dnorm_s / root_s).reshape(n, h_out, w_out)                  # (N, Ho, Wo)
-        spread = box_sum_adjoint(r, (hp, wp), kh, kw, st)                   # (N, Hp, Wp)
-        dxp += cc["xp"] * spread[..., None]
+        # dot = s . w,  norm_s = sqrt(s . s + eps) + q
+        #   dL/ds = sum over kernels of dL/ddot * w  +  dL/dnorm_s * s / sqrt(s . s + eps)
+        # and dL/dx adds each patch's dL/ds back onto the pixels it came from. Two steps:
+        # - the first term is the product dL/ddot.T @ w; col2im_of_product adds it onto the
+        #   pixels one kernel offset at a time (kh * kw products and strided adds);
+        xp = cache["xp"]
+        dL_dxp = col2im_of_product(dL_ddot.transpose(0, 2, 1), w_rows, xp.shape, kh, kw, self.stride)
+        # - the second is a per-patch number times the patch itself, so on the pixels it is
+        #   x times the box-sum adjoint of those numbers (each pixel collects its windows').
+        n, hp, wp, _ = xp.shape
+        per_patch = (dL_dnorm_s / root_s).reshape(G, n, *self._y_shape[2:])  # (G, N, Ho, Wo)
+        spread = box_sum_adjoint(per_patch, (hp, wp), kh, kw, self.stride)   # (G, N, Hp, Wp)
+        by_group = (n, hp, wp, G, -1)                                        # channels as (G, C/G)
+        dL_dxp.reshape(by_group)[...] += xp.reshape(by_group) * spread.transpose(1, 2, 3, 0)[..., None]
 
         pad = self.padding
-        _, _, h, w = cc["x_shape"]
-        dx = dxp[:, pad:pad + h, pad:pad + w, :]                            # (N, H, W, C)
-        return dx.transpose(0, 3, 1, 2)                                     # (N, C, H, W) view
+        _, _, h, w = cache["x_shape"]
+        dL_dx = dL_dxp[:, pad:pad + h, pad:pad + w, :]                      # (N, H, W, C)
+        return dL_dx.transpose(0, 3, 1, 2)                                  # (N, C, H, W) view

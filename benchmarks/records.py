@@ -1,0 +1,141 @@
+"""Train a parameter-efficiency record model with its recipe, and measure it honestly.
+
+    python benchmarks/records.py fashion-2764 --seed 0
+    python benchmarks/records.py mnist-1398 --seed 1 --twin        # and its ConvNet twin
+    python benchmarks/records.py fashion-1890 --validation 5000    # tune on a validation split
+
+For each model it prints the parameter count, then after every epoch the held-out accuracy and
+the seconds the epoch took; at the end the accuracy after the *last* epoch, which is the figure
+the parameter-efficiency leaderboard (brohrer/parameter_efficiency_leaderboard) reports, never
+the best epoch's. It writes, into --out (default runs/records/):
+
+    NAME-seedS.json   the recipe, the parameter count and the per-epoch history
+    NAME-seedS.png    held-out accuracy against epoch, with the target line
+    NAME-seedS.npz    the trained model (minisc.load it)
+
+Held-out set: the official test set by default. Anything you *tune* (recipe, widths, p_init...)
+must be chosen with --validation N instead, which holds out the last N training images and
+never touches the test set.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))          # run from a checkout without installing
+
+TARGETS = {"fashion-mnist": 0.90, "mnist": 0.99}
+
+
+def parse_args(argv=None):
+    from minisc.models import RECIPES
+    names = sorted(n for n in RECIPES if n.split("-")[0] in ("fashion", "mnist") and "convnet" not in n)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model", choices=names)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--twin", action="store_true", help="also train the model's ConvNet twin")
+    ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    ap.add_argument("--validation", type=int, default=0, metavar="N",
+                    help="hold out the last N training images and report on them, not on the test set")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads (set before NumPy starts; default: NumPy's own choice)")
+    ap.add_argument("--out", default="runs/records")
+    ap.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch: a smoke test")
+    return ap.parse_args(argv)
+
+
+def run(name, args, data, out):
+    import numpy as np
+
+    from minisc.models import RECIPES, build_model
+    from minisc.train import evaluate, train
+
+    recipe = dict(RECIPES[name])
+    data_name = recipe.pop("data")
+    if args.epochs is not None:
+        recipe["epochs"] = args.epochs
+    if args.quick:
+        recipe["epochs"] = 1
+    model = build_model(name, rng=args.seed)
+    print(f"\n{name}: {model.n_params:,} parameters; recipe {recipe}; seed {args.seed}", flush=True)
+    epoch_seconds = []
+    last = [time.perf_counter()]
+
+    def report(epoch, model, history):
+        now = time.perf_counter()
+        epoch_seconds.append(now - last[0])
+        print(f"epoch {epoch:3d}  held-out accuracy {history['val_acc'][-1]:.4f}  "
+              f"train loss {history['train_loss'][-1]:.4f}  {epoch_seconds[-1]:.1f} s", flush=True)
+        last[0] = time.perf_counter()     # evaluation time is not training time
+
+    history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
+                    seed=args.seed, progress=False, log=lambda *a: None, callback=report, **recipe)
+    _, final = evaluate(model, data["x_test"], data["y_test"])
+    target = TARGETS[data_name]
+    print(f"{name}: {model.n_params:,} parameters, {data['held_out']} accuracy after the last epoch "
+          f"{final:.4f} (target {target:.2f}: {'met' if final >= target else 'missed'}); "
+          f"{np.median(epoch_seconds):.1f} s per epoch (median), {sum(epoch_seconds) / 60:.1f} min "
+          "of training", flush=True)
+
+    stem = out / f"{name}-seed{args.seed}"
+    record = dict(model=name, n_params=model.n_params, seed=args.seed, recipe=recipe, data=data_name,
+                  held_out=data["held_out"], final_accuracy=final, target=target,
+                  epoch_seconds=epoch_seconds, history=history)
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    model.save(stem.with_suffix(".npz"))
+    plot(record, stem.with_suffix(".png"))
+    print(f"wrote {stem}.json, .npz and .png", flush=True)
+    return record
+
+
+def plot(record, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = record["history"]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(hist["epoch"], [100 * a for a in hist["val_acc"]], label=f"{record['model']}")
+    ax.axhline(100 * record["target"], color="k", ls="--", lw=1, label=f"target {100 * record['target']:.0f}%")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{record['held_out']} accuracy (%)")
+    lo = min(100 * record["target"] - 3, 100 * min(hist["val_acc"][len(hist["val_acc"]) // 4:] or [1]))
+    ax.set_ylim(max(lo, 0), 100)
+    ax.set_title(f"{record['model']}, {record['n_params']:,} parameters, seed {record['seed']}: "
+                 f"{100 * record['final_accuracy']:.2f}% after the last epoch", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    from minisc.models import RECIPES
+    from minisc.train import load_dataset
+
+    data = load_dataset(RECIPES[args.model]["data"], quick=args.quick)
+    if args.validation:
+        n = args.validation
+        data = dict(data, x_test=data["x_train"][-n:], y_test=data["y_train"][-n:],
+                    x_train=data["x_train"][:-n], y_train=data["y_train"][:-n], held_out="validation")
+    else:
+        data["held_out"] = "test"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = [run(args.model, args, data, out)]
+    if args.twin:
+        records.append(run(args.model + "-convnet", args, data, out))
+    return 0 if records else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
