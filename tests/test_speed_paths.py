@@ -1,7 +1,7 @@
 """The code paths that exist for speed: each one is checked against the plain definition.
 
-- windows.py: the transposed patch-matrix build for single-channel images, col2im_of_product,
-  the separable box sums;
+- windows.py: the channel-major patch matrix, col2im_of_product (with its broadcast for one
+  kernel per group), the separable box sums;
 - SharpCosSim2D: gradients in any memory order, the rare 0 < |c| <= TINY entries, fresh
   caches on every forward;
 - the pools: the branch-free walk on every memory layout, ties, dropped rows and columns.
@@ -18,19 +18,19 @@ from minisc.layers.windows import (
     box_sum_adjoint,
     col2im,
     col2im_of_product,
-    pad_nhwc,
+    pad_channel_major,
     patch_matrix,
 )
 
 
 def _patches_by_loops(xp, kh, kw, stride, groups=1):
-    """Block g, row (n, i, j) of the patch matrix, columns (a, b, c of group g): the definition."""
-    n, hp, wp, c = xp.shape
+    """Block g, column (n, i, j) of the patch matrix, rows (c of group g, a, b): the definition."""
+    c, n, hp, wp = xp.shape
     c_g = c // groups
     h_out, w_out = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    return np.array([[xp[b, i * stride:i * stride + kh, j * stride:j * stride + kw,
-                         g * c_g:(g + 1) * c_g].reshape(-1)
-                      for b in range(n) for i in range(h_out) for j in range(w_out)]
+    return np.array([np.array([xp[g * c_g:(g + 1) * c_g, b, i * stride:i * stride + kh,
+                                  j * stride:j * stride + kw].reshape(-1)
+                               for b in range(n) for i in range(h_out) for j in range(w_out)]).T
                      for g in range(groups)])
 
 
@@ -39,27 +39,33 @@ def _patches_by_loops(xp, kh, kw, stride, groups=1):
 def test_patch_matrix_matches_the_definition(c, groups, k, stride, pad):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(0)
-    xp = pad_nhwc(rng.standard_normal((2, 7, 8, c)), pad)
+    xp = pad_channel_major(rng.standard_normal((2, c, 7, 8)), pad)
+    assert xp.shape == (c, 2, 7 + 2 * pad, 8 + 2 * pad)
     cols = patch_matrix(xp, kh, kw, stride, groups)
     np.testing.assert_array_equal(cols, _patches_by_loops(xp, kh, kw, stride, groups))
-    if c // groups == 1:
-        assert cols.transpose(0, 2, 1).flags.c_contiguous   # built transposed: runs of W_out pixels
-    else:
-        assert cols.flags.c_contiguous
+    assert cols.flags.c_contiguous
 
 
-@pytest.mark.parametrize("c,groups,k,stride", [(1, 1, 5, 1), (3, 1, 3, 2), (4, 1, (2, 3), 1),
-                                               (4, 2, 3, 1), (3, 3, (3, 2), 2)])
-def test_col2im_of_product_is_col2im_of_the_product(c, groups, k, stride):
+def test_pad_channel_major_copies_nothing_for_channel_major_views():
+    memory = np.random.default_rng(0).standard_normal((3, 2, 5, 5))     # (C, N, H, W)
+    x = memory.transpose(1, 0, 2, 3)                                    # an (N, C, H, W) view
+    assert np.shares_memory(pad_channel_major(x, 0), memory)
+    np.testing.assert_array_equal(pad_channel_major(x, 1)[:, :, 1:-1, 1:-1], memory)
+
+
+@pytest.mark.parametrize("c,groups,k_g,k,stride", [(1, 1, 3, 5, 1), (3, 1, 2, 3, 2), (4, 1, 3, (2, 3), 1),
+                                                   (4, 2, 3, 3, 1), (3, 3, 1, (3, 2), 2), (4, 4, 1, 3, 1)])
+def test_col2im_of_product_is_col2im_of_the_product(c, groups, k_g, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(1)
-    shape = (2, 9, 8, c)
-    h_out, w_out = (shape[1] - kh) // stride + 1, (shape[2] - kw) // stride + 1
-    m = shape[0] * h_out * w_out
-    left = rng.standard_normal((groups, 3, m)).transpose(0, 2, 1)       # (G, M, K/G), a view
-    right = rng.standard_normal((groups, 3, kh * kw * c // groups))      # (G, K/G, D)
-    np.testing.assert_allclose(col2im_of_product(left, right, shape, kh, kw, stride),
-                               col2im(left @ right, shape, kh, kw, stride), rtol=1e-12, atol=1e-12)
+    shape = (c, 2, 9, 8)
+    h_out, w_out = (shape[2] - kh) // stride + 1, (shape[3] - kw) // stride + 1
+    m = shape[1] * h_out * w_out
+    w_rows = rng.standard_normal((groups, k_g, c // groups * kh * kw))  # (G, K/G, D)
+    d_out = rng.standard_normal((groups, k_g, m))                       # (G, K/G, M)
+    np.testing.assert_allclose(col2im_of_product(w_rows, d_out, shape, kh, kw, stride),
+                               col2im(w_rows.transpose(0, 2, 1) @ d_out, shape, kh, kw, stride),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("c,groups,k,stride", [(1, 1, 5, 1), (2, 1, 3, 2), (3, 1, (3, 2), 1),
@@ -67,7 +73,7 @@ def test_col2im_of_product_is_col2im_of_the_product(c, groups, k, stride):
 def test_col2im_is_the_adjoint_of_patch_matrix(c, groups, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(2)
-    xp = rng.standard_normal((2, 8, 9, c))
+    xp = rng.standard_normal((c, 2, 8, 9))
     cols = patch_matrix(xp, kh, kw, stride, groups)
     d = rng.standard_normal(cols.shape)
     # <patch_matrix(x), d> == <x, col2im(d)>

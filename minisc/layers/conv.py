@@ -8,7 +8,7 @@ exactly what SCS adds.
 import numpy as np
 
 from .base import Layer, as_rng
-from .windows import WindowedLayer, check_window_fits, col2im, output_size, pad_nhwc, patch_matrix
+from .windows import WindowedLayer, check_window_fits, col2im, output_size, pad_channel_major, patch_matrix
 
 
 class Conv2D(WindowedLayer):
@@ -36,36 +36,33 @@ class Conv2D(WindowedLayer):
         n, c, h, w = x.shape
         check_window_fits(self, h, w)
         G, K = self.groups, self.out_channels
-        w_rows = self.params["w"].transpose(0, 2, 3, 1).reshape(G, K // G, -1)  # (G, K/G, D)
-        xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)               # (N, Hp, Wp, C)
-        cols = patch_matrix(xp, kh, kw, self.stride, G)                     # (G, M, D)
-        y = cols @ w_rows.transpose(0, 2, 1)                                # (G, M, K/G)  BLAS
+        w_rows = self.params["w"].reshape(G, K // G, -1)                    # (G, K/G, D)
+        xp = pad_channel_major(x, self.padding)                             # (C, N, Hp, Wp)
+        cols = patch_matrix(xp, kh, kw, self.stride, G)                     # (G, D, M)
+        y = w_rows @ cols + self.params["b"].reshape(G, K // G, 1)          # (G, K/G, M)  BLAS
         h_out = output_size(h, kh, self.stride, self.padding)
         w_out = output_size(w, kw, self.stride, self.padding)
         self._cache = (x.shape, xp.shape, cols, w_rows)
-        # (G, N, Ho, Wo, K/G) -> (N, K, Ho, Wo), kernel k = g * K/G + k_g
-        y = y.reshape(G, n, h_out, w_out, K // G).transpose(1, 0, 4, 2, 3).reshape(n, K, h_out, w_out)
-        return y + self.params["b"][:, None, None]
+        return y.reshape(K, n, h_out, w_out).transpose(1, 0, 2, 3)         # (N, K, Ho, Wo) view
 
     def backward(self, dL_dy):
         dL_dy = self._check_grad(dL_dy)
         x_shape, xp_shape, cols, w_rows = self._cache
         kh, kw = self.kernel_size
         G, K = self.groups, self.out_channels
-        n, _, h_out, w_out = dL_dy.shape
-        # (N, K, Ho, Wo) -> (G, M, K/G), the layout of the forward product
-        dL_dy_rows = dL_dy.reshape(n, G, K // G, h_out, w_out).transpose(1, 0, 3, 4, 2).reshape(G, -1, K // G)
-        # y = cols @ w_rows.T + b
-        #   dL/dw_rows = dL/dy.T @ cols,  dL/db = sum over positions of dL/dy,  dL/dcols = dL/dy @ w_rows
-        dL_dw = dL_dy_rows.transpose(0, 2, 1) @ cols                        # (G, K/G, D)
-        self.grads["w"][...] = dL_dw.reshape(K, kh, kw, -1).transpose(0, 3, 1, 2)
-        self.grads["b"][...] = dL_dy.sum(axis=(0, 2, 3))
+        dL_dy = dL_dy.transpose(1, 0, 2, 3).reshape(G, K // G, -1)          # (G, K/G, M)
+        # y = w_rows @ cols + b
+        #   dL/dw_rows = dL/dy @ cols.T,  dL/db = sum over positions of dL/dy,  dL/dcols = w_rows.T @ dL/dy
+        dL_dw = dL_dy @ cols.transpose(0, 2, 1)                             # (G, K/G, D)
+        self.grads["w"][...] = dL_dw.reshape(self.params["w"].shape)
+        self.grads["b"][...] = dL_dy.sum(axis=2).reshape(K)
         if not self.needs_input_grad:
             return None
-        dL_dxp = col2im(dL_dy_rows @ w_rows, xp_shape, kh, kw, self.stride)  # (N, Hp, Wp, C)
+        dL_dcols = w_rows.transpose(0, 2, 1) @ dL_dy                        # (G, D, M)
+        dL_dxp = col2im(dL_dcols, xp_shape, kh, kw, self.stride)            # (C, N, Hp, Wp)
         pad = self.padding
         _, _, h, w = x_shape
-        return dL_dxp[:, pad:pad + h, pad:pad + w, :].transpose(0, 3, 1, 2)
+        return dL_dxp[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3)
 
 
 class ReLU(Layer):

@@ -55,7 +55,7 @@ from .windows import (
     check_window_fits,
     col2im_of_product,
     output_size,
-    pad_nhwc,
+    pad_channel_major,
     patch_matrix,
 )
 
@@ -67,12 +67,14 @@ Q_MIN = 1e-4     # q must stay positive for |c| < 1 and a finite blank-patch res
 
 
 def _abs_power(c, exponent):
-    """|c|**exponent and ln|c|, both set to 0 wherever |c| <= TINY (those cosines count as 0).
+    """|c|**exponent, set to 0 wherever |c| <= TINY (those cosines count as 0), and ln|c|.
 
-    c: (G, K/G, M), exponent: (G, K/G, 1)  ->  two arrays shaped like c.
+    c: (G, K/G, M), exponent: (G, K/G, 1)  ->  two arrays shaped like c. ln|c| is taken of
+    max(|c|, TINY), so it is finite everywhere (every use of it is multiplied by a 0 there).
     """
-    live = np.abs(c) > TINY
-    log_abs_c = np.log(np.where(live, np.abs(c), 1))       # ln|c|, and ln 1 = 0 where not live
+    abs_c = np.abs(c)
+    live = abs_c > TINY
+    log_abs_c = np.log(np.maximum(abs_c, TINY, out=abs_c), out=abs_c)
     return np.exp(exponent * log_abs_c) * live, log_abs_c
 
 
@@ -162,19 +164,18 @@ class SharpCosSim2D(WindowedLayer):
         p = self.params["p"].reshape(G, -1, 1)                              # (G, K/G, 1)
         q = self.params["q"][0]
 
-        # Kernels as rows, ordered (kernel row, kernel column, channel) like the patches.
-        w_rows = self.params["w"].transpose(0, 2, 3, 1).reshape(G, -1, kh * kw * x.shape[1] // G)
-        #                                                                   (G, K/G, D)
-        # Patches as rows: pad, take the strided window view, copy (see windows.py).
-        xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)               # (N, Hp, Wp, C)
-        s = patch_matrix(xp, kh, kw, st, G)                                 # (G, M, D)
+        # Kernels as rows of D = C/G * kh * kw weights, one block of K/G rows per group.
+        w_rows = self.params["w"].reshape(G, self.out_channels // G, -1)    # (G, K/G, D)
+        # Patches as columns: pad, take the strided window view, copy (see windows.py).
+        xp = pad_channel_major(x, self.padding)                             # (C, N, Hp, Wp)
+        s = patch_matrix(xp, kh, kw, st, G)                                 # (G, D, M)
 
         # dot = s . w                 every patch with every kernel of its group: BLAS
-        dot = w_rows @ s.transpose(0, 2, 1)                                 # (G, K/G, M)
+        dot = w_rows @ s                                                    # (G, K/G, M)
         # norm_s = sqrt(s . s + eps) + q
         # s . s is a box sum of x**2 over each window and the group's channels (no patch matrix)
-        xg = xp.reshape(xp.shape[:3] + (G, -1))                             # (N, Hp, Wp, G, C/G)
-        x2 = np.einsum("nhwgc,nhwgc->gnhw", xg, xg, dtype=np.float64)       # (G, N, Hp, Wp)
+        xg = xp.reshape((G, -1) + xp.shape[1:])                             # (G, C/G, N, Hp, Wp)
+        x2 = np.einsum("gcnhw,gcnhw->gnhw", xg, xg, dtype=np.float64)       # (G, N, Hp, Wp)
         root_s = np.sqrt(box_sum(x2, kh, kw, st) + EPS).reshape(G, 1, -1).astype(self.dtype)
         #                                                                   (G, 1, M)
         norm_s = root_s + q                                                 # (G, 1, M)
@@ -237,8 +238,9 @@ class SharpCosSim2D(WindowedLayer):
         # dot = s . w,  norm_w = sqrt(w . w + eps)
         #   dL/dw = sum over patches of dL/ddot * s  +  dL/dnorm_w * w / sqrt(w . w + eps)
         w_rows = cache["w_rows"]                                            # (G, K/G, D)
-        dL_dw = dL_ddot @ s + dL_dnorm_w * w_rows / root_w[..., None]       # (G, K/G, D)  BLAS
-        self.grads["w"][...] = dL_dw.reshape(K, kh, kw, -1).transpose(0, 3, 1, 2)
+        dL_dw = dL_ddot @ s.transpose(0, 2, 1) + dL_dnorm_w * w_rows / root_w[..., None]
+        #                                                                   (G, K/G, D)  BLAS
+        self.grads["w"][...] = dL_dw.reshape(self.params["w"].shape)
 
         if not self.needs_input_grad:
             return None
@@ -246,19 +248,19 @@ class SharpCosSim2D(WindowedLayer):
         # dot = s . w,  norm_s = sqrt(s . s + eps) + q
         #   dL/ds = sum over kernels of dL/ddot * w  +  dL/dnorm_s * s / sqrt(s . s + eps)
         # and dL/dx adds each patch's dL/ds back onto the pixels it came from. Two steps:
-        # - the first term is the product dL/ddot.T @ w; col2im_of_product adds it onto the
+        # - the first term is the product w.T @ dL/ddot; col2im_of_product adds it onto the
         #   pixels one kernel offset at a time (kh * kw products and strided adds);
         xp = cache["xp"]
-        dL_dxp = col2im_of_product(dL_ddot.transpose(0, 2, 1), w_rows, xp.shape, kh, kw, self.stride)
+        dL_dxp = col2im_of_product(w_rows, dL_ddot, xp.shape, kh, kw, self.stride)  # (C, N, Hp, Wp)
         # - the second is a per-patch number times the patch itself, so on the pixels it is
         #   x times the box-sum adjoint of those numbers (each pixel collects its windows').
-        n, hp, wp, _ = xp.shape
+        _, n, hp, wp = xp.shape
         per_patch = (dL_dnorm_s / root_s).reshape(G, n, *self._y_shape[2:])  # (G, N, Ho, Wo)
         spread = box_sum_adjoint(per_patch, (hp, wp), kh, kw, self.stride)   # (G, N, Hp, Wp)
-        by_group = (n, hp, wp, G, -1)                                        # channels as (G, C/G)
-        dL_dxp.reshape(by_group)[...] += xp.reshape(by_group) * spread.transpose(1, 2, 3, 0)[..., None]
+        by_group = (G, -1, n, hp, wp)                                        # (G, C/G, N, Hp, Wp)
+        dL_dxp.reshape(by_group)[...] += xp.reshape(by_group) * spread[:, None]
 
         pad = self.padding
         _, _, h, w = cache["x_shape"]
-        dL_dx = dL_dxp[:, pad:pad + h, pad:pad + w, :]                      # (N, H, W, C)
-        return dL_dx.transpose(0, 3, 1, 2)                                  # (N, C, H, W) view
+        dL_dx = dL_dxp[:, :, pad:pad + h, pad:pad + w]                      # (C, N, H, W)
+        return dL_dx.transpose(1, 0, 2, 3)                                  # (N, C, H, W) view

@@ -6,13 +6,21 @@ patch matrix, and the backward pass adds gradients back onto the pixels with one
 add per kernel offset (kh * kw adds, never a loop over pixels or batch items).
 
 Memory layout. The public API is channels-first, (N, C, H, W). Inside the window code the
-channel axis is moved last, (N, H, W, C): then one patch row is kh*kw runs of C contiguous
-numbers, and the patch matrix comes out in the row order (n, h_out, w_out) that a matrix
-product wants. ``pad_nhwc`` makes that channels-last copy (padded, if asked).
+channel axis comes first of all, (C, N, H, W), "channel-major": every channel of the whole
+batch is one contiguous block of pixels. In that order
+
+- a kernel of a grouped or depthwise layer reads its own channels as one contiguous block;
+- the patch matrix is built with one row per window element (channel, kernel row, kernel
+  column) and one column per window position (n, i, j): every copy is a run of W_out
+  neighbouring pixels, and ``kernels @ patches`` is a plain matrix product;
+- the outputs, one row per kernel and one column per position, *are* a (K, N, H_out, W_out)
+  array: the next layer finds its input already channel-major, and gets it with a transpose
+  that costs nothing. What a layer returns is a channels-first view of that memory
+  (``y.transpose(1, 0, 2, 3)``); every minisc layer accepts any memory order.
 
 Groups. With ``groups=G`` the C input channels are split into G groups of C/G neighbours, and
 each kernel looks at the channels of one group only (G = C is "depthwise"). The patch matrix
-then has one (M, D) block per group, D = kh * kw * C/G: shape (G, M, D). One batched matrix
+then has one (D, M) block per group, D = C/G * kh * kw: shape (G, D, M). One batched matrix
 product (``np.matmul`` over the leading G axis) does all groups at once; G = 1 is the
 ordinary, ungrouped layer.
 """
@@ -46,118 +54,105 @@ def check_window_fits(layer, h, w):
             f"(input {h}x{w}, padding {pad}); use a smaller kernel or more padding")
 
 
-def pad_nhwc(x_nhwc, padding):
-    """Zero-pad the two spatial axes of a channels-last array.
+def pad_channel_major(x, padding):
+    """An (N, C, H, W) array as a padded, channel-major C-contiguous copy (or view).
 
-    x_nhwc: (N, H, W, C)  ->  (N, H + 2*padding, W + 2*padding, C), C-contiguous.
-    Without padding the input is returned as is when it is already contiguous (no copy).
+    x: (N, C, H, W)  ->  (C, N, H + 2*padding, W + 2*padding), zeros around.
+    Without padding, an input that already is a channels-first view of channel-major memory
+    (every SCS output is) is returned as that memory, with no copy.
     """
+    x_cm = x.transpose(1, 0, 2, 3)                                      # (C, N, H, W) view
     if padding == 0:
-        return np.ascontiguousarray(x_nhwc)
-    n, h, w, c = x_nhwc.shape
-    xp = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=x_nhwc.dtype)
-    xp[:, padding:padding + h, padding:padding + w, :] = x_nhwc
+        return np.ascontiguousarray(x_cm)
+    c, n, h, w = x_cm.shape
+    xp = np.zeros((c, n, h + 2 * padding, w + 2 * padding), dtype=x.dtype)
+    xp[:, :, padding:padding + h, padding:padding + w] = x_cm
     return xp
 
 
 def windows(xp, kh, kw, stride):
-    """All kh x kw windows of a padded channels-last array, as a read-only view.
+    """All kh x kw windows of a padded channel-major array, as a read-only view.
 
-    xp: (N, Hp, Wp, C), C-contiguous  ->  view of shape (N, H_out, W_out, kh, kw, C)
+    xp: (C, N, Hp, Wp), C-contiguous  ->  view of shape (C, kh, kw, N, H_out, W_out)
 
-    ``view[n, i, j, a, b, c] == xp[n, i*stride + a, j*stride + b, c]``. The view shares memory
+    ``view[c, a, b, n, i, j] == xp[c, n, i*stride + a, j*stride + b]``. The view shares memory
     with ``xp``: stepping one output row moves ``stride`` input rows (stride sH*stride), one
-    kernel row moves one input row (stride sH), and so on.
+    kernel row moves one input row (stride sH), one kernel column one pixel (sW).
     """
     if not xp.flags.c_contiguous:
-        raise ValueError("windows() needs a C-contiguous array; call pad_nhwc first")
-    n, hp, wp, c = xp.shape
+        raise ValueError("windows() needs a C-contiguous array; call pad_channel_major first")
+    c, n, hp, wp = xp.shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    s_n, s_h, s_w, s_c = xp.strides
+    s_c, s_n, s_h, s_w = xp.strides
     return as_strided(
         xp,
-        shape=(n, h_out, w_out, kh, kw, c),
-        strides=(s_n, s_h * stride, s_w * stride, s_h, s_w, s_c),
+        shape=(c, kh, kw, n, h_out, w_out),
+        strides=(s_c, s_h, s_w, s_n, s_h * stride, s_w * stride),
         writeable=False,
     )
 
 
 def patch_matrix(xp, kh, kw, stride, groups=1):
-    """The im2col matrix, one block per group: one row per window position, one column per
-    window element.
+    """The im2col matrix, one block per group: one row per window element, one column per
+    window position.
 
-    xp: (N, Hp, Wp, C)  ->  (G, N * H_out * W_out, kh * kw * C/G), a fresh copy.
-    Rows are ordered (n, i, j); columns (a, b, c), i.e. kernel row, kernel column, channel of
-    the group.
-
-    Memory order. Copying is fastest when the innermost copied run is long. With C/G channels
-    a patch row is kh runs of kw*C/G numbers: long enough for C/G >= 2 or so, but only kw
-    numbers for one channel per group (a grey image, or a depthwise layer). So for C/G == 1 the
-    *transpose* of each block is built, one row per window element (runs of W_out neighbouring
-    pixels), and its transposed view is returned. The numbers are the same; matrix products
-    (``@``) accept either order without copying.
+    xp: (C, N, Hp, Wp)  ->  (G, C/G * kh * kw, N * H_out * W_out), a fresh C-contiguous copy.
+    Rows are ordered (c, a, b) (channel of the group, kernel row, kernel column), the order of
+    a kernel's weights ``w[k].reshape(-1)``; columns (n, i, j), the order of the outputs.
+    The copy reads runs of W_out neighbouring pixels (stride 1), whatever the channel count.
     """
-    view = windows(xp, kh, kw, stride)                               # (N, Ho, Wo, kh, kw, C)
-    n, h_out, w_out = view.shape[:3]
-    c_g = xp.shape[3] // groups
-    m, d = n * h_out * w_out, kh * kw * c_g
-    view = view.reshape(n, h_out, w_out, kh, kw, groups, c_g)        # split C into (G, C/G)
-    if c_g == 1:
-        # (G, kh, kw, C/G, N, Ho, Wo) -> (G, D, M), C-contiguous; its transposed view is (G, M, D)
-        return view.transpose(5, 3, 4, 6, 0, 1, 2).reshape(groups, d, m).transpose(0, 2, 1)
-    return view.transpose(5, 0, 1, 2, 3, 4, 6).reshape(groups, m, d)
+    view = windows(xp, kh, kw, stride)                               # (C, kh, kw, N, Ho, Wo)
+    c, _, _, n, h_out, w_out = view.shape
+    return view.reshape(groups, c // groups * kh * kw, n * h_out * w_out)
 
 
 def col2im(dcols, padded_shape, kh, kw, stride):
-    """The adjoint of patch_matrix: add every patch-row gradient back onto its pixels.
+    """The adjoint of patch_matrix: add every patch gradient back onto its pixels.
 
-    dcols: (G, N * H_out * W_out, kh * kw * C/G)  ->  (N, Hp, Wp, C)
+    dcols: (G, C/G * kh * kw, N * H_out * W_out)  ->  (C, N, Hp, Wp)
 
     A pixel that sits in several windows collects the sum of their gradients. One vectorized
-    add per kernel offset (a, b): the (a, b) column block of every patch lands on the strided
-    slice of pixels ``[a : a + stride*H_out : stride, b : b + stride*W_out : stride]``.
+    add per kernel offset (a, b): the (a, b) rows of every channel land on the strided slice of
+    pixels ``[a : a + stride*H_out : stride, b : b + stride*W_out : stride]``.
     """
-    n, hp, wp, c = padded_shape
-    groups = dcols.shape[0]
+    c, n, hp, wp = padded_shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    # (G, N, Ho, Wo, kh, kw, C/G) -> (N, Ho, Wo, kh, kw, G, C/G): patches in pixel order
-    d7 = dcols.reshape(groups, n, h_out, w_out, kh, kw, c // groups).transpose(1, 2, 3, 4, 5, 0, 6)
+    d6 = dcols.reshape(c, kh, kw, n, h_out, w_out)                      # rows (c, a, b) unfolded
     dxp = np.zeros(padded_shape, dtype=dcols.dtype)
-    dxp_g = dxp.reshape(n, hp, wp, groups, c // groups)                # a view: channels by group
     for a in range(kh):
         for b in range(kw):
-            dxp_g[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += d7[:, :, :, a, b]
+            dxp[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += d6[:, a, b]
     return dxp
 
 
-def col2im_of_product(left, right, padded_shape, kh, kw, stride):
-    """``col2im(left @ right, ...)``, without ever holding the (G, M, D) product.
+def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
+    """``col2im(w_rows.T @ d_out, ...)`` per group, without ever holding the whole product.
 
-    left: (G, M, K/G), right: (G, K/G, kh * kw * C/G) with columns ordered (a, b, c)
-    ->  (N, Hp, Wp, C)
+    w_rows: (G, K/G, C/G * kh * kw), rows as in patch_matrix; d_out: (G, K/G, M)
+    ->  (C, N, Hp, Wp)
 
     The backward pass of a layer built on patch_matrix gets the patch gradients as such a
-    product (dL/dcols = dL/d(output) @ kernels). Instead of forming all of it (M * D numbers
-    per group) and then reading it back, take one kernel offset (a, b) at a time: the gradient
-    of every patch's (a, b) pixel is ``left @ right[..., (a, b) columns]``, added onto its
-    pixels at once. Same products, same adds, kh * kw of each.
+    product (dL/dpatches = kernels.T @ dL/doutputs). Instead of forming all of it (D * M
+    numbers per group) and then reading it back, take one kernel offset (a, b) at a time: the
+    gradient of every patch's (a, b) pixels is ``w_rows[..., (a, b) rows].T @ d_out``, added
+    onto those pixels at once. Same products, same adds, kh * kw of each.
     """
-    n, hp, wp, c = padded_shape
-    groups, m, _ = left.shape
-    c_g = c // groups
+    c, n, hp, wp = padded_shape
+    groups, k_g, m = d_out.shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    right_blocks = right.reshape(groups, right.shape[1], kh * kw, c_g)  # (G, K/G, kh*kw, C/G)
-    block = np.empty((groups, m, c_g), dtype=np.result_type(left, right))  # reused buffer
-    dxp = np.zeros(padded_shape, dtype=block.dtype)
-    dxp_g = dxp.reshape(n, hp, wp, groups, c_g)                        # a view: channels by group
+    w_blocks = w_rows.reshape(groups, k_g, c // groups, kh, kw)         # (G, K/G, C/G, kh, kw)
+    dxp = np.zeros(padded_shape, dtype=np.result_type(w_rows, d_out))
     for a in range(kh):
         for b in range(kw):
-            np.matmul(left, right_blocks[:, :, a * kw + b, :], out=block)   # (G, M, C/G)
-            dxp_g[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += \
-                block.reshape(groups, n, h_out, w_out, c_g).transpose(1, 2, 3, 0, 4)
+            w_ab = w_blocks[:, :, :, a, b].transpose(0, 2, 1)           # (G, C/G, K/G)
+            # With one kernel per group (depthwise) the product has an inner size of 1: a
+            # broadcast multiply computes the same numbers, much faster than a matrix product.
+            block = w_ab * d_out if k_g == 1 else w_ab @ d_out           # (G, C/G, M)
+            dxp[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += \
+                block.reshape(c, n, h_out, w_out)
     return dxp
 
 
@@ -165,7 +160,7 @@ def box_sum(plane, kh, kw, stride):
     """Sum of every kh x kw window of a stack of single-channel images.
 
     plane: (..., Hp, Wp)  ->  (..., H_out, W_out). Used for the patch norms: the squared length
-    of a patch is ``box_sum((x**2).sum(channels))``, with no patch matrix needed.
+    of a patch is ``box_sum((x**2).sum(channels of the group))``, with no patch matrix needed.
 
     A box sum is separable: add kw shifted columns, then kh shifted rows of that. The same
     numbers are added, in kh + kw vectorized adds instead of kh * kw.
