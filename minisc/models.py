@@ -105,43 +105,37 @@ def reference(rng=None, dtype=np.float32, n_classes=10):
 # each pixel (C weights + p per kernel). Together they see 3x3 neighbourhoods across all
 # channels for C*9 + C*K weights instead of the C*K*9 of one full 3x3 layer.
 
-def _scs_stack(widths, first_kernel=3, final_pool=4, alpha_init=10.0, p_init=2.0, q_init=0.37,
-               rng=None, dtype=np.float32, n_classes=10):
-    """SCS(1 -> widths[0], first_kernel) -> pool, then for each next width one depthwise 3x3 +
-    pointwise 1x1 SCS pair -> pool; the last pool covers what is left; a Dense read-out.
+def _record_stack(widths, convnet=False, rng=None, dtype=np.float32, n_classes=10):
+    """SCS(1 -> widths[0], 3x3) -> pool, then for each next width a depthwise 3x3 + pointwise 1x1
+    SCS pair -> pool; the last pool covers what is left (4x4); a Dense read-out.
 
-    All pools are max-abs with ceil_mode (28 -> 26 -> 13 -> 7 -> 4 -> 1 for three pairs).
+    All pools use ceil_mode (28 -> 26 -> 13 -> 7 -> 4 -> 1 for three pairs). Every SCS layer
+    has the record's settings: p from 2, q from 0.37, an output scale alpha from 10.
+    convnet=True builds the twin: Conv2D + ReLU for each SCS layer (same groups), MaxPool2D for
+    each MaxAbsPool2D, and a Standardize layer in front, as ConvNets like.
     """
     r = as_rng(rng)
-    kw = dict(p_init=p_init, q_init=q_init, alpha_init=alpha_init, dtype=dtype, rng=r)
-    layers = [SharpCosSim2D(1, widths[0], first_kernel, **kw)]
-    for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(MaxAbsPool2D(2, ceil_mode=True, dtype=dtype))
-        layers.append(SharpCosSim2D(c_in, c_in, 3, padding=1, groups=c_in, **kw))    # depthwise
-        layers.append(SharpCosSim2D(c_in, c_out, 1, **kw))                           # pointwise
-    layers.append(MaxAbsPool2D(final_pool, ceil_mode=True, dtype=dtype))
+
+    def unit(c_in, c_out, kernel, **kw):
+        if convnet:
+            return [Conv2D(c_in, c_out, kernel, dtype=dtype, rng=r, **kw), ReLU(dtype=dtype)]
+        return [SharpCosSim2D(c_in, c_out, kernel, p_init=2.0, q_init=0.37, alpha_init=10.0,
+                              dtype=dtype, rng=r, **kw)]
+
+    pool = MaxPool2D if convnet else MaxAbsPool2D
+    layers = [Standardize(dtype=dtype)] if convnet else []
+    layers += unit(1, widths[0], 3)
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        layers.append(pool(2, ceil_mode=True, dtype=dtype))
+        layers += unit(c_in, c_in, 3, padding=1, groups=c_in)           # depthwise
+        layers += unit(c_in, c_out, 1)                                  # pointwise
+    layers.append(pool(4, ceil_mode=True, dtype=dtype))
     layers += [Flatten(dtype=dtype), Dense(widths[-1], n_classes, dtype=dtype, rng=r)]
     return Sequential(layers, input_shape=INPUT_SHAPE)
 
 
-def _convnet_twin(scs_model, rng=None, dtype=np.float32):
-    """The same shape with convolutions: Conv2D (same groups) + ReLU for every SCS layer,
-    MaxPool2D for every MaxAbsPool2D, and a Standardize layer in front, as ConvNets like."""
-    r = as_rng(rng)
-    layers = [Standardize(dtype=dtype)]
-    for layer in scs_model.layers:
-        if isinstance(layer, SharpCosSim2D):
-            layers.append(Conv2D(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                 stride=layer.stride, padding=layer.padding, groups=layer.groups,
-                                 dtype=dtype, rng=r))
-            layers.append(ReLU(dtype=dtype))
-        elif isinstance(layer, MaxAbsPool2D):
-            layers.append(MaxPool2D(layer.pool_size, ceil_mode=layer.ceil_mode, dtype=dtype))
-        elif isinstance(layer, Dense):
-            layers.append(Dense(layer.n_inputs, layer.n_outputs, dtype=dtype, rng=r))
-        else:
-            layers.append(type(layer)(**layer.config(), dtype=dtype))
-    return Sequential(layers, input_shape=INPUT_SHAPE)
+FASHION_1890_WIDTHS = [20, 16, 16, 16]
+MNIST_1398_WIDTHS = [14, 14, 14, 14]
 
 
 def fashion_2764(rng=None, dtype=np.float32, n_classes=10):
@@ -153,27 +147,40 @@ def fashion_2764(rng=None, dtype=np.float32, n_classes=10):
           -> depthwise SCS 3x3 (20) + pointwise SCS (20 -> 20) -> pool 4 -> 1x1 -> Dense(20 -> 10)
     Every SCS layer has one p per kernel, one q and one output scale alpha: 2,764 parameters.
     """
-    return _scs_stack([32, 20, 20, 20], rng=rng, dtype=dtype, n_classes=n_classes)
+    return _record_stack([32, 20, 20, 20], rng=rng, dtype=dtype, n_classes=n_classes)
 
 
 def fashion_1890(rng=None, dtype=np.float32, n_classes=10):
     """Our Fashion-MNIST design under the 1,890 of the leaderboard's first place: the record
     network's shape, narrower (20 kernels in front, 16 after): 1,784 parameters."""
-    return _scs_stack([20, 16, 16, 16], rng=rng, dtype=dtype, n_classes=n_classes)
+    return _record_stack(FASHION_1890_WIDTHS, rng=rng, dtype=dtype, n_classes=n_classes)
 
 
 def mnist_1398(rng=None, dtype=np.float32, n_classes=10):
     """Our MNIST design under the 1,398 of the best SCS entry: the record shape with 14
     kernels in every layer: 1,354 parameters."""
-    return _scs_stack([14, 14, 14, 14], rng=rng, dtype=dtype, n_classes=n_classes)
+    return _record_stack(MNIST_1398_WIDTHS, rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+def fashion_2764_convnet(rng=None, dtype=np.float32, n_classes=10):
+    """fashion-2764's shape with Conv2D + ReLU + MaxPool2D."""
+    return _record_stack([32, 20, 20, 20], convnet=True, rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+def fashion_1890_convnet(rng=None, dtype=np.float32, n_classes=10):
+    """fashion-1890's shape with Conv2D + ReLU + MaxPool2D."""
+    return _record_stack(FASHION_1890_WIDTHS, convnet=True, rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+def mnist_1398_convnet(rng=None, dtype=np.float32, n_classes=10):
+    """mnist-1398's shape with Conv2D + ReLU + MaxPool2D."""
+    return _record_stack(MNIST_1398_WIDTHS, convnet=True, rng=rng, dtype=dtype, n_classes=n_classes)
 
 
 MODELS = {"scs": scs, "scs-tiny": scs_tiny, "convnet": convnet, "reference": reference,
-          "fashion-2764": fashion_2764, "fashion-1890": fashion_1890, "mnist-1398": mnist_1398}
-for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
-    MODELS[_name + "-convnet"] = (lambda f: lambda rng=None, dtype=np.float32, n_classes=10:
-                                  _convnet_twin(f(rng=0, dtype=dtype, n_classes=n_classes),
-                                                rng=rng, dtype=dtype))(MODELS[_name])
+          "fashion-2764": fashion_2764, "fashion-1890": fashion_1890, "mnist-1398": mnist_1398,
+          "fashion-2764-convnet": fashion_2764_convnet, "fashion-1890-convnet": fashion_1890_convnet,
+          "mnist-1398-convnet": mnist_1398_convnet}
 
 # How each model is trained: data set, epochs, batch size, peak learning rate, schedule and
 # augmentation (shift: random shifts of up to this many pixels, i.e. random crops of 28 from a
