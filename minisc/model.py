@@ -68,9 +68,37 @@ class Sequential:
         return dy
 
     def predict(self, x, batch_size=500):
-        """Class scores for many examples, in batches to bound memory: (N, ...) -> (N, classes)."""
-        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        """Class scores for many examples, in batches, in evaluation mode: (N, ...) -> (N, classes).
+
+        The model's mode (training or evaluation) is the same afterwards as before."""
+        was_training = self.training
+        self.eval()
+        try:
+            outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        finally:
+            if was_training:
+                self.train()
         return np.concatenate(outs)
+
+    # ------------------------------------------------------------------------------------
+    # training and evaluation modes, as in PyTorch
+    @property
+    def training(self):
+        """True unless the model was switched to evaluation mode with eval()."""
+        return all(layer.training for layer in self.layers)
+
+    def train(self):
+        """Training mode (the default): every forward keeps what backward needs. Returns self."""
+        for layer in self.layers:
+            layer.train()
+        return self
+
+    def eval(self):
+        """Evaluation mode: forward passes keep nothing for backward, so predictions need far
+        less memory; backward() is then an error until train() is called. Returns self."""
+        for layer in self.layers:
+            layer.eval()
+        return self
 
     # ------------------------------------------------------------------------------------
     @property

@@ -137,13 +137,22 @@ def random_flip(x, rng):
 # --------------------------------------------------------------------------------------------
 # evaluation and training
 def evaluate(model, x, y, batch_size=500):
-    """(mean cross-entropy loss, accuracy) of model on x (N, 1, 28, 28), y (N,)."""
+    """(mean cross-entropy loss, accuracy) of model on x (N, 1, 28, 28), y (N,).
+
+    Runs in evaluation mode (no backward caches); the model's mode is restored afterwards."""
     loss_fn = SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
-    for i in range(0, len(y), batch_size):
-        logits = model.forward(x[i:i + batch_size])
-        total_loss += loss_fn.forward(logits, y[i:i + batch_size]) * len(logits)
-        correct += int(np.sum(np.argmax(logits, axis=1) == y[i:i + batch_size]))
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        for i in range(0, len(y), batch_size):
+            logits = model.forward(x[i:i + batch_size])
+            total_loss += loss_fn.forward(logits, y[i:i + batch_size]) * len(logits)
+            correct += int(np.sum(np.argmax(logits, axis=1) == y[i:i + batch_size]))
+    finally:
+        if was_training:
+            model.train()
     return total_loss / len(y), correct / len(y)
 
 

@@ -227,3 +227,23 @@ def test_a_registered_layer_of_your_own_saves_and_loads(tmp_path):
     with pytest.raises(TypeError, match="register_layer"):
         Sequential([Unregistered(), Flatten()]).save(tmp_path / "nope.npz")
     assert not (tmp_path / "nope.npz").exists()
+
+
+def test_eval_mode_predicts_the_same_keeps_nothing_and_restores_training():
+    from minisc.models import build_model
+    model = build_model("scs-tiny", rng=0)
+    x = np.random.default_rng(0).random((6, 1, 28, 28)).astype(np.float32)
+    y_train_mode = model.forward(x)
+    assert model.training
+    np.testing.assert_array_equal(model.predict(x), y_train_mode)
+    np.testing.assert_allclose(model.predict(x, batch_size=4), y_train_mode, rtol=1e-4, atol=1e-6)
+    assert model.training                                # predict() restored the mode
+    model.eval()
+    assert not model.training
+    np.testing.assert_array_equal(model.forward(x), y_train_mode)
+    assert all(layer._cache is None for layer in model.layers)
+    with pytest.raises(RuntimeError, match="evaluation mode"):
+        model.backward(np.ones((6, 10), dtype=np.float32))
+    model.train()
+    model.forward(x)
+    model.backward(np.ones((6, 10), dtype=np.float32))   # works again

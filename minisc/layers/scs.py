@@ -155,12 +155,12 @@ class SharpCosSim2D(WindowedLayer):
         """x: (N, C, H, W)  ->  y: (N, K, H_out, W_out)."""
         x = self._check_input(x, ndim=4, channels=self.in_channels)
         self._cache = None              # let the last step's arrays go before making new ones
-        n, _, h, w = x.shape
-        check_window_fits(self, h, w)
+        n, _, h_in, w_in = x.shape
+        check_window_fits(self, h_in, w_in)
         kh, kw = self.kernel_size
         G, st = self.groups, self.stride
-        h_out = output_size(h, kh, st, self.padding)
-        w_out = output_size(w, kw, st, self.padding)
+        h_out = output_size(h_in, kh, st, self.padding)
+        w_out = output_size(w_in, kw, st, self.padding)
         p = self.params["p"].reshape(G, -1, 1)                              # (G, K/G, 1)
         q = self.params["q"][0]
 
@@ -199,7 +199,7 @@ class SharpCosSim2D(WindowedLayer):
 
     # ------------------------------------------------------------------------------------
     def backward(self, dL_dy):
-        """dL_dy: (N, K, H_out, W_out)  ->  dL_dx: (N, C, H, W); fills grads["w"], ["p"], ["q"]."""
+        """dL_dy: (N, K, H_out, W_out)  ->  dL_dx: (N, C, H, W); fills grads (w, p, q, alpha)."""
         dL_dy = self._check_grad(dL_dy)
         cache = self._cache
         s, c, y = cache["s"], cache["c"], cache["y"]
@@ -207,11 +207,13 @@ class SharpCosSim2D(WindowedLayer):
         kh, kw = self.kernel_size
         G, K = self.groups, self.out_channels
         p = self.params["p"].reshape(G, -1, 1)                              # (G, K/G, 1)
-        # dL/dy, kernel-major like the forward arrays (no copy when it has that memory order)
+        # dL/dy with one row per kernel and one column per patch, like the forward arrays (no
+        # copy when it comes as a view of channel-major memory, as the pools pass it on)
         dL_dy = dL_dy.transpose(1, 0, 2, 3).reshape(G, K // G, -1)          # (G, K/G, M)
 
         if "alpha" in self.params:
             # out = alpha * y   ->   dL/dalpha = sum dL/dout * y,   dL/dy = alpha * dL/dout
+            # (with alpha, what came in above is dL/dout; from here on dL_dy is dL/dy)
             self.grads["alpha"][0] = np.vdot(dL_dy, y)
             dL_dy = self.params["alpha"][0] * dL_dy                         # (G, K/G, M)
 
@@ -228,7 +230,7 @@ class SharpCosSim2D(WindowedLayer):
         #   dc/dnorm_s = -c / norm_s               summed over the kernels that saw the patch
         #   dc/dnorm_w = -c / norm_w               summed over the patches the kernel saw
         dL_ddot = dL_dc / (norm_s * norm_w)                                 # (G, K/G, M)
-        dL_dc_c = dL_dc * c                                                 # (G, K/G, M)
+        dL_dc_c = dL_dc * c                                # dL/dc * c, shared by the next two lines
         dL_dnorm_s = -dL_dc_c.sum(axis=1, keepdims=True) / norm_s           # (G, 1, M)
         dL_dnorm_w = -dL_dc_c.sum(axis=2, keepdims=True) / norm_w           # (G, K/G, 1)
 
@@ -255,12 +257,13 @@ class SharpCosSim2D(WindowedLayer):
         # - the second is a per-patch number times the patch itself, so on the pixels it is
         #   x times the box-sum adjoint of those numbers (each pixel collects its windows').
         _, n, hp, wp = xp.shape
-        per_patch = (dL_dnorm_s / root_s).reshape(G, n, *self._y_shape[2:])  # (G, N, Ho, Wo)
+        h_out, w_out = self._y_shape[2:]                                    # the last output's size
+        per_patch = (dL_dnorm_s / root_s).reshape(G, n, h_out, w_out)       # (G, N, Ho, Wo)
         spread = box_sum_adjoint(per_patch, (hp, wp), kh, kw, self.stride)   # (G, N, Hp, Wp)
         by_group = (G, -1, n, hp, wp)                                        # (G, C/G, N, Hp, Wp)
         dL_dxp.reshape(by_group)[...] += xp.reshape(by_group) * spread[:, None]
 
         pad = self.padding
-        _, _, h, w = cache["x_shape"]
-        dL_dx = dL_dxp[:, :, pad:pad + h, pad:pad + w]                      # (C, N, H, W)
+        _, _, h_in, w_in = cache["x_shape"]
+        dL_dx = dL_dxp[:, :, pad:pad + h_in, pad:pad + w_in]                # (C, N, H, W)
         return dL_dx.transpose(1, 0, 2, 3)                                  # (N, C, H, W) view
