@@ -21,6 +21,7 @@ from .layers import LAYER_TYPES, Layer
 from .layers.base import as_float_dtype
 
 FORMAT_VERSION = 1
+EVAL_CHUNK = 256      # examples per forward pass in evaluation mode (bounds memory)
 _META_KEY = "__minisc__"
 
 
@@ -50,11 +51,16 @@ class Sequential:
 
     # ------------------------------------------------------------------------------------
     def forward(self, x):
-        """x: (N, *input_shape) -> the last layer's output."""
+        """x: (N, *input_shape) -> the last layer's output.
+
+        In evaluation mode a large batch goes through in chunks of EVAL_CHUNK examples: nothing
+        is kept for backward, so peak memory is that of one chunk, whatever N is."""
         if self.input_shape is not None and isinstance(x, np.ndarray) \
                 and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}),"
                              f" got {x.shape}")
+        if not self.training and len(x) > EVAL_CHUNK:
+            return np.concatenate([self.forward(x[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
         for layer in self.layers:
             x = layer.forward(x)
         return x

@@ -247,3 +247,16 @@ def test_eval_mode_predicts_the_same_keeps_nothing_and_restores_training():
     model.train()
     model.forward(x)
     model.backward(np.ones((6, 10), dtype=np.float32))   # works again
+
+
+def test_eval_mode_forwards_large_batches_in_chunks():
+    from minisc.model import EVAL_CHUNK
+    from minisc.models import build_model
+    model = build_model("scs-tiny", rng=0)
+    x = np.random.default_rng(1).random((EVAL_CHUNK + 7, 1, 28, 28)).astype(np.float32)
+    y_whole = model.forward(x)                          # training mode: one pass
+    model.eval()
+    y_chunks = model.forward(x)
+    assert y_chunks.shape == y_whole.shape
+    np.testing.assert_allclose(y_chunks, y_whole, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(y_chunks[EVAL_CHUNK:], model.forward(x[EVAL_CHUNK:]))
