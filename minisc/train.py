@@ -37,8 +37,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import data as mdata
 from .files import atomic_write
-from .losses import SoftmaxCrossEntropy
 from .layers import SharpCosSim2D
+from .losses import SoftmaxCrossEntropy
 from .models import MODELS, RECIPES, build_model
 from .optim import SGD, Adam
 

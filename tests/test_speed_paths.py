@@ -12,7 +12,6 @@ import pytest
 
 from minisc import MaxAbsPool2D, MaxPool2D, SharpCosSim2D
 from minisc import reference as ref
-from minisc.layers.scs import TINY
 from minisc.layers.windows import (
     box_sum,
     box_sum_adjoint,

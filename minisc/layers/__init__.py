@@ -36,5 +36,5 @@ def register_layer(cls):
     return cls
 
 
-__all__ = ["Layer", "WindowedLayer", "register_layer", "SharpCosSim2D", "MaxAbsPool2D", "MaxPool2D", "Dense", "Flatten", "Conv2D",
-           "ReLU", "Standardize", "LAYER_TYPES"]
+__all__ = ["Layer", "WindowedLayer", "register_layer", "SharpCosSim2D", "MaxAbsPool2D", "MaxPool2D", "Dense",
+           "Flatten", "Conv2D", "ReLU", "Standardize", "LAYER_TYPES"]
