@@ -1,6 +1,6 @@
 """The code paths that exist for speed: each one is checked against the plain definition.
 
-- windows.py: the channel-major patch matrix, col2im_of_product (with its broadcast for one
+- windows.py: the batch-last patch matrix, col2im_of_product (with its broadcast for one
   kernel per group), the separable box sums;
 - SharpCosSim2D: gradients in any memory order, the rare 0 < |c| <= TINY entries, fresh
   caches on every forward;
@@ -17,19 +17,19 @@ from minisc.layers.windows import (
     box_sum_adjoint,
     col2im,
     col2im_of_product,
-    pad_channel_major,
+    pad_batch_last,
     patch_matrix,
 )
 
 
 def _patches_by_loops(xp, kh, kw, stride, groups=1):
-    """Block g, column (n, i, j) of the patch matrix, rows (c of group g, a, b): the definition."""
-    c, n, hp, wp = xp.shape
+    """Block g, column (i, j, n) of the patch matrix, rows (c of group g, a, b): the definition."""
+    c, hp, wp, n = xp.shape
     c_g = c // groups
     h_out, w_out = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    return np.array([np.array([xp[g * c_g:(g + 1) * c_g, b, i * stride:i * stride + kh,
-                                  j * stride:j * stride + kw].reshape(-1)
-                               for b in range(n) for i in range(h_out) for j in range(w_out)]).T
+    return np.array([np.array([xp[g * c_g:(g + 1) * c_g, i * stride:i * stride + kh,
+                                  j * stride:j * stride + kw, b].reshape(-1)
+                               for i in range(h_out) for j in range(w_out) for b in range(n)]).T
                      for g in range(groups)])
 
 
@@ -38,18 +38,18 @@ def _patches_by_loops(xp, kh, kw, stride, groups=1):
 def test_patch_matrix_matches_the_definition(c, groups, k, stride, pad):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(0)
-    xp = pad_channel_major(rng.standard_normal((2, c, 7, 8)), pad)
-    assert xp.shape == (c, 2, 7 + 2 * pad, 8 + 2 * pad)
+    xp = pad_batch_last(rng.standard_normal((2, c, 7, 8)), pad)
+    assert xp.shape == (c, 7 + 2 * pad, 8 + 2 * pad, 2)
     cols = patch_matrix(xp, kh, kw, stride, groups)
     np.testing.assert_array_equal(cols, _patches_by_loops(xp, kh, kw, stride, groups))
     assert cols.flags.c_contiguous
 
 
-def test_pad_channel_major_copies_nothing_for_channel_major_views():
-    memory = np.random.default_rng(0).standard_normal((3, 2, 5, 5))     # (C, N, H, W)
-    x = memory.transpose(1, 0, 2, 3)                                    # an (N, C, H, W) view
-    assert np.shares_memory(pad_channel_major(x, 0), memory)
-    np.testing.assert_array_equal(pad_channel_major(x, 1)[:, :, 1:-1, 1:-1], memory)
+def test_pad_batch_last_copies_nothing_for_batch_last_views():
+    memory = np.random.default_rng(0).standard_normal((3, 5, 5, 2))     # (C, H, W, N)
+    x = memory.transpose(3, 0, 1, 2)                                    # an (N, C, H, W) view
+    assert np.shares_memory(pad_batch_last(x, 0), memory)
+    np.testing.assert_array_equal(pad_batch_last(x, 1)[:, 1:-1, 1:-1, :], memory)
 
 
 @pytest.mark.parametrize("c,groups,k_g,k,stride", [(1, 1, 3, 5, 1), (3, 1, 2, 3, 2), (4, 1, 3, (2, 3), 1),
@@ -57,9 +57,9 @@ def test_pad_channel_major_copies_nothing_for_channel_major_views():
 def test_col2im_of_product_is_col2im_of_the_product(c, groups, k_g, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(1)
-    shape = (c, 2, 9, 8)
-    h_out, w_out = (shape[2] - kh) // stride + 1, (shape[3] - kw) // stride + 1
-    m = shape[1] * h_out * w_out
+    shape = (c, 9, 8, 2)
+    h_out, w_out = (shape[1] - kh) // stride + 1, (shape[2] - kw) // stride + 1
+    m = shape[3] * h_out * w_out
     w_rows = rng.standard_normal((groups, k_g, c // groups * kh * kw))  # (G, K/G, D)
     d_out = rng.standard_normal((groups, k_g, m))                       # (G, K/G, M)
     np.testing.assert_allclose(col2im_of_product(w_rows, d_out, shape, kh, kw, stride),
@@ -72,7 +72,7 @@ def test_col2im_of_product_is_col2im_of_the_product(c, groups, k_g, k, stride):
 def test_col2im_is_the_adjoint_of_patch_matrix(c, groups, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(2)
-    xp = rng.standard_normal((c, 2, 8, 9))
+    xp = rng.standard_normal((c, 8, 9, 2))
     cols = patch_matrix(xp, kh, kw, stride, groups)
     d = rng.standard_normal(cols.shape)
     # <patch_matrix(x), d> == <x, col2im(d)>
@@ -84,9 +84,9 @@ def test_col2im_is_the_adjoint_of_patch_matrix(c, groups, k, stride):
 def test_separable_box_sums_match_the_definition(k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(3)
-    plane = rng.standard_normal((2, 10, 11))
+    plane = rng.standard_normal((2, 10, 11, 3))                          # (G, Hp, Wp, N)
     h_out, w_out = (10 - kh) // stride + 1, (11 - kw) // stride + 1
-    expected = np.zeros((2, h_out, w_out))
+    expected = np.zeros((2, h_out, w_out, 3))
     for i in range(h_out):
         for j in range(w_out):
             expected[:, i, j] = plane[:, i * stride:i * stride + kh, j * stride:j * stride + kw].sum((1, 2))

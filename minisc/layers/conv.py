@@ -8,7 +8,7 @@ exactly what SCS adds.
 import numpy as np
 
 from .base import Layer, as_rng
-from .windows import WindowedLayer, check_window_fits, col2im, output_size, pad_channel_major, patch_matrix
+from .windows import WindowedLayer, check_window_fits, col2im, output_size, pad_batch_last, patch_matrix
 
 
 class Conv2D(WindowedLayer):
@@ -37,20 +37,20 @@ class Conv2D(WindowedLayer):
         check_window_fits(self, h, w)
         G, K = self.groups, self.out_channels
         w_rows = self.params["w"].reshape(G, K // G, -1)                    # (G, K/G, D)
-        xp = pad_channel_major(x, self.padding)                             # (C, N, Hp, Wp)
+        xp = pad_batch_last(x, self.padding)                                # (C, Hp, Wp, N)
         cols = patch_matrix(xp, kh, kw, self.stride, G)                     # (G, D, M)
         y = w_rows @ cols + self.params["b"].reshape(G, K // G, 1)          # (G, K/G, M)  BLAS
         h_out = output_size(h, kh, self.stride, self.padding)
         w_out = output_size(w, kw, self.stride, self.padding)
         self._cache = (x.shape, xp.shape, cols, w_rows)
-        return y.reshape(K, n, h_out, w_out).transpose(1, 0, 2, 3)         # (N, K, Ho, Wo) view
+        return y.reshape(K, h_out, w_out, n).transpose(3, 0, 1, 2)         # (N, K, Ho, Wo) view
 
     def backward(self, dL_dy):
         dL_dy = self._check_grad(dL_dy)
         x_shape, xp_shape, cols, w_rows = self._cache
         kh, kw = self.kernel_size
         G, K = self.groups, self.out_channels
-        dL_dy = dL_dy.transpose(1, 0, 2, 3).reshape(G, K // G, -1)          # (G, K/G, M)
+        dL_dy = dL_dy.transpose(1, 2, 3, 0).reshape(G, K // G, -1)          # (G, K/G, M)
         # y = w_rows @ cols + b
         #   dL/dw_rows = dL/dy @ cols.T,  dL/db = sum over positions of dL/dy,  dL/dcols = w_rows.T @ dL/dy
         dL_dw = dL_dy @ cols.transpose(0, 2, 1)                             # (G, K/G, D)
@@ -59,10 +59,10 @@ class Conv2D(WindowedLayer):
         if not self.needs_input_grad:
             return None
         dL_dcols = w_rows.transpose(0, 2, 1) @ dL_dy                        # (G, D, M)
-        dL_dxp = col2im(dL_dcols, xp_shape, kh, kw, self.stride)            # (C, N, Hp, Wp)
+        dL_dxp = col2im(dL_dcols, xp_shape, kh, kw, self.stride)            # (C, Hp, Wp, N)
         pad = self.padding
         _, _, h, w = x_shape
-        return dL_dxp[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3)
+        return dL_dxp[:, pad:pad + h, pad:pad + w, :].transpose(3, 0, 1, 2)
 
 
 class ReLU(Layer):

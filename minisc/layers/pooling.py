@@ -68,7 +68,7 @@ class _WindowPool(Layer):
         if ho == 0 or wo == 0:
             raise ValueError(f"{self}: input {h}x{w} is smaller than one {kh}x{kw} window")
         if ho * kh > h or wo * kw > w:      # ceil mode: pad up to whole windows
-            padded = np.full((n, c, ho * kh, wo * kw), self.fill, dtype=x.dtype)
+            padded = np.full_like(x, self.fill, shape=(n, c, ho * kh, wo * kw))  # x's memory order
             padded[:, :, :h, :w] = x
             x = padded
 

@@ -55,7 +55,7 @@ from .windows import (
     check_window_fits,
     col2im_of_product,
     output_size,
-    pad_channel_major,
+    pad_batch_last,
     patch_matrix,
 )
 
@@ -74,8 +74,11 @@ def _abs_power(c, exponent):
     """
     abs_c = np.abs(c)
     live = abs_c > TINY
-    log_abs_c = np.log(np.maximum(abs_c, TINY, out=abs_c), out=abs_c)
-    return np.exp(exponent * log_abs_c) * live, log_abs_c
+    log_abs_c = np.log(np.maximum(abs_c, TINY, out=abs_c), out=abs_c)  # ln max(|c|, TINY), in place
+    c_pow = np.multiply(exponent, log_abs_c)
+    np.exp(c_pow, out=c_pow)                                            # |c|**exponent
+    c_pow *= live                                                       # 0 where |c| <= TINY
+    return c_pow, log_abs_c
 
 
 class SharpCosSim2D(WindowedLayer):
@@ -167,23 +170,25 @@ class SharpCosSim2D(WindowedLayer):
         # Kernels as rows of D = C/G * kh * kw weights, one block of K/G rows per group.
         w_rows = self.params["w"].reshape(G, self.out_channels // G, -1)    # (G, K/G, D)
         # Patches as columns: pad, take the strided window view, copy (see windows.py).
-        xp = pad_channel_major(x, self.padding)                             # (C, N, Hp, Wp)
+        xp = pad_batch_last(x, self.padding)                                # (C, Hp, Wp, N)
         s = patch_matrix(xp, kh, kw, st, G)                                 # (G, D, M)
 
         # dot = s . w                 every patch with every kernel of its group: BLAS
         dot = w_rows @ s                                                    # (G, K/G, M)
         # norm_s = sqrt(s . s + eps) + q
         # s . s is a box sum of x**2 over each window and the group's channels (no patch matrix)
-        xg = xp.reshape((G, -1) + xp.shape[1:])                             # (G, C/G, N, Hp, Wp)
-        x2 = np.einsum("gcnhw,gcnhw->gnhw", xg, xg, dtype=np.float64)       # (G, N, Hp, Wp)
+        xg = xp.reshape((G, -1) + xp.shape[1:])                             # (G, C/G, Hp, Wp, N)
+        x2 = np.einsum("gchwn,gchwn->ghwn", xg, xg, dtype=np.float64)       # (G, Hp, Wp, N)
         root_s = np.sqrt(box_sum(x2, kh, kw, st) + EPS).reshape(G, 1, -1).astype(self.dtype)
         #                                                                   (G, 1, M)
         norm_s = root_s + q                                                 # (G, 1, M)
         # norm_w = sqrt(w . w + eps)
         root_w = np.sqrt(np.einsum("gkd,gkd->gk", w_rows, w_rows) + EPS)    # (G, K/G)
         norm_w = root_w[..., None]                                          # (G, K/G, 1)
-        # c = dot / (norm_s * norm_w)
-        c = dot / (norm_s * norm_w)                                         # (G, K/G, M)
+        # c = dot / (norm_s * norm_w), divided in place: dot is not needed again
+        c = dot
+        c /= norm_w
+        c /= norm_s                                                         # (G, K/G, M)
         # y = sign(c) * |c|**p  =  c * |c|**(p-1)   (the same number, without a sign pass)
         c_pow, log_abs_c = _abs_power(c, p - 1)                             # (G, K/G, M) each
         y = c * c_pow                                                       # (G, K/G, M)
@@ -192,24 +197,24 @@ class SharpCosSim2D(WindowedLayer):
             out = self.params["alpha"][0] * y                               # (G, K/G, M)
 
         self._cache = dict(x_shape=x.shape, xp=xp, s=s, w_rows=w_rows, root_s=root_s,
-                           norm_s=norm_s, root_w=root_w, norm_w=norm_w, c=c, c_pow=c_pow,
+                           norm_s=norm_s, root_w=root_w, norm_w=norm_w, c_pow=c_pow,
                            log_abs_c=log_abs_c, y=y)
-        # (G, K/G, M) is (K, N, Ho, Wo) in memory: hand it on as an (N, K, Ho, Wo) view.
-        return out.reshape(self.out_channels, n, h_out, w_out).transpose(1, 0, 2, 3)
+        # (G, K/G, M) is (K, Ho, Wo, N) in memory: hand it on as an (N, K, Ho, Wo) view.
+        return out.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2)
 
     # ------------------------------------------------------------------------------------
     def backward(self, dL_dy):
         """dL_dy: (N, K, H_out, W_out)  ->  dL_dx: (N, C, H, W); fills grads (w, p, q, alpha)."""
         dL_dy = self._check_grad(dL_dy)
         cache = self._cache
-        s, c, y = cache["s"], cache["c"], cache["y"]
+        s, y = cache["s"], cache["y"]
         norm_s, norm_w, root_s, root_w = cache["norm_s"], cache["norm_w"], cache["root_s"], cache["root_w"]
         kh, kw = self.kernel_size
         G, K = self.groups, self.out_channels
         p = self.params["p"].reshape(G, -1, 1)                              # (G, K/G, 1)
         # dL/dy with one row per kernel and one column per patch, like the forward arrays (no
-        # copy when it comes as a view of channel-major memory, as the pools pass it on)
-        dL_dy = dL_dy.transpose(1, 0, 2, 3).reshape(G, K // G, -1)          # (G, K/G, M)
+        # copy when it comes as a view of batch-last memory, as the pools pass it on)
+        dL_dy = dL_dy.transpose(1, 2, 3, 0).reshape(G, K // G, -1)          # (G, K/G, M)
 
         if "alpha" in self.params:
             # out = alpha * y   ->   dL/dalpha = sum dL/dout * y,   dL/dy = alpha * dL/dout
@@ -220,19 +225,20 @@ class SharpCosSim2D(WindowedLayer):
         # y = sign(c) * |c|**p
         #   dy/dp = y * ln|c|                      dL/dp = sum over patches of dL/dy * dy/dp
         #   dy/dc = p * |c|**(p-1)                 (even in c: the sign cancels)
-        dy_dp = y * cache["log_abs_c"]                                      # (G, K/G, M)
-        self.grads["p"][...] = np.einsum("gkm,gkm->gk", dL_dy, dy_dp).reshape(K)
-        dy_dc = p * cache["c_pow"]                                          # (G, K/G, M)
-        dL_dc = dL_dy * dy_dc                                               # (G, K/G, M)
+        dL_dy_y = dL_dy * y                                                 # (G, K/G, M)
+        self.grads["p"][...] = np.einsum("gkm,gkm->gk", dL_dy_y, cache["log_abs_c"]).reshape(K)
+        dL_dc = dL_dy * cache["c_pow"]                                      # (G, K/G, M)
+        dL_dc *= p                                                  # dL/dc = dL/dy * p |c|**(p-1)
 
         # c = dot / (norm_s * norm_w)
         #   dc/ddot    = 1 / (norm_s * norm_w)
         #   dc/dnorm_s = -c / norm_s               summed over the kernels that saw the patch
         #   dc/dnorm_w = -c / norm_w               summed over the patches the kernel saw
-        dL_ddot = dL_dc / (norm_s * norm_w)                                 # (G, K/G, M)
-        dL_dc_c = dL_dc * c                                # dL/dc * c, shared by the next two lines
-        dL_dnorm_s = -dL_dc_c.sum(axis=1, keepdims=True) / norm_s           # (G, 1, M)
-        dL_dnorm_w = -dL_dc_c.sum(axis=2, keepdims=True) / norm_w           # (G, K/G, 1)
+        dL_ddot = dL_dc / norm_w
+        dL_ddot /= norm_s                                           # dL/ddot = dL/dc / (norm_s * norm_w)
+        # Both sums need dL/dc * c = p * dL/dy * y (as y = c |c|**(p-1)): dL_dy_y serves again.
+        dL_dnorm_s = -(p.transpose(0, 2, 1) @ dL_dy_y) / norm_s             # (G, 1, M)
+        dL_dnorm_w = -(p * dL_dy_y.sum(axis=2, keepdims=True)) / norm_w     # (G, K/G, 1)
 
         # norm_s = sqrt(s . s + eps) + q   ->   dnorm_s/dq = 1, for every patch
         self.grads["q"][0] = dL_dnorm_s.sum()
@@ -253,17 +259,17 @@ class SharpCosSim2D(WindowedLayer):
         # - the first term is the product w.T @ dL/ddot; col2im_of_product adds it onto the
         #   pixels one kernel offset at a time (kh * kw products and strided adds);
         xp = cache["xp"]
-        dL_dxp = col2im_of_product(w_rows, dL_ddot, xp.shape, kh, kw, self.stride)  # (C, N, Hp, Wp)
+        dL_dxp = col2im_of_product(w_rows, dL_ddot, xp.shape, kh, kw, self.stride)  # (C, Hp, Wp, N)
         # - the second is a per-patch number times the patch itself, so on the pixels it is
         #   x times the box-sum adjoint of those numbers (each pixel collects its windows').
-        _, n, hp, wp = xp.shape
+        _, hp, wp, n = xp.shape
         h_out, w_out = self._y_shape[2:]                                    # the last output's size
-        per_patch = (dL_dnorm_s / root_s).reshape(G, n, h_out, w_out)       # (G, N, Ho, Wo)
-        spread = box_sum_adjoint(per_patch, (hp, wp), kh, kw, self.stride)   # (G, N, Hp, Wp)
-        by_group = (G, -1, n, hp, wp)                                        # (G, C/G, N, Hp, Wp)
+        per_patch = (dL_dnorm_s / root_s).reshape(G, h_out, w_out, n)       # (G, Ho, Wo, N)
+        spread = box_sum_adjoint(per_patch, (hp, wp), kh, kw, self.stride)   # (G, Hp, Wp, N)
+        by_group = (G, -1, hp, wp, n)                                        # (G, C/G, Hp, Wp, N)
         dL_dxp.reshape(by_group)[...] += xp.reshape(by_group) * spread[:, None]
 
         pad = self.padding
         _, _, h_in, w_in = cache["x_shape"]
-        dL_dx = dL_dxp[:, :, pad:pad + h_in, pad:pad + w_in]                # (C, N, H, W)
-        return dL_dx.transpose(1, 0, 2, 3)                                  # (N, C, H, W) view
+        dL_dx = dL_dxp[:, pad:pad + h_in, pad:pad + w_in, :]                # (C, H, W, N)
+        return dL_dx.transpose(3, 0, 1, 2)                                  # (N, C, H, W) view

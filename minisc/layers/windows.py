@@ -6,17 +6,18 @@ patch matrix, and the backward pass adds gradients back onto the pixels with one
 add per kernel offset (kh * kw adds, never a loop over pixels or batch items).
 
 Memory layout. The public API is channels-first, (N, C, H, W). Inside the window code the
-channel axis comes first of all, (C, N, H, W), "channel-major": every channel of the whole
-batch is one contiguous block of pixels. In that order
+batch axis goes last, (C, H, W, N), "batch-last": the N images' pixels at one position sit
+side by side. In that order
 
+- a window offset (a, b) of every patch of a row is one run of W_out * N neighbouring numbers
+  (stride 1), however few channels or pixels a map has: the patch matrix is copied in long
+  runs, and the backward pass adds its gradients back in long runs;
 - a kernel of a grouped or depthwise layer reads its own channels as one contiguous block;
-- the patch matrix is built with one row per window element (channel, kernel row, kernel
-  column) and one column per window position (n, i, j): every copy is a run of W_out
-  neighbouring pixels, and ``kernels @ patches`` is a plain matrix product;
-- the outputs, one row per kernel and one column per position, *are* a (K, N, H_out, W_out)
-  array: the next layer finds its input already channel-major, and gets it with a transpose
-  that costs nothing. What a layer returns is a channels-first view of that memory
-  (``y.transpose(1, 0, 2, 3)``); every minisc layer accepts any memory order.
+- the patch matrix has one row per window element (channel, kernel row, kernel column) and
+  one column per window position (i, j, n), so ``kernels @ patches`` is a plain matrix
+  product whose result *is* a (K, H_out, W_out, N) array: the next layer finds its input
+  already batch-last. A layer returns a channels-first view of that memory
+  (``y.transpose(3, 0, 1, 2)``); every minisc layer accepts any memory order.
 
 Groups. With ``groups=G`` the C input channels are split into G groups of C/G neighbours, and
 each kernel looks at the channels of one group only (G = C is "depthwise"). The patch matrix
@@ -54,41 +55,41 @@ def check_window_fits(layer, h, w):
             f"(input {h}x{w}, padding {pad}); use a smaller kernel or more padding")
 
 
-def pad_channel_major(x, padding):
-    """An (N, C, H, W) array as a padded, channel-major C-contiguous copy (or view).
+def pad_batch_last(x, padding):
+    """An (N, C, H, W) array as a padded, batch-last, C-contiguous copy (or view).
 
-    x: (N, C, H, W)  ->  (C, N, H + 2*padding, W + 2*padding), zeros around.
-    Without padding, an input that already is a channels-first view of channel-major memory
+    x: (N, C, H, W)  ->  (C, H + 2*padding, W + 2*padding, N), zeros around.
+    Without padding, an input that already is a channels-first view of batch-last memory
     (every SCS output is) is returned as that memory, with no copy.
     """
-    x_cm = x.transpose(1, 0, 2, 3)                                      # (C, N, H, W) view
+    x_bl = x.transpose(1, 2, 3, 0)                                      # (C, H, W, N) view
     if padding == 0:
-        return np.ascontiguousarray(x_cm)
-    c, n, h, w = x_cm.shape
-    xp = np.zeros((c, n, h + 2 * padding, w + 2 * padding), dtype=x.dtype)
-    xp[:, :, padding:padding + h, padding:padding + w] = x_cm
+        return np.ascontiguousarray(x_bl)
+    c, h, w, n = x_bl.shape
+    xp = np.zeros((c, h + 2 * padding, w + 2 * padding, n), dtype=x.dtype)
+    xp[:, padding:padding + h, padding:padding + w, :] = x_bl
     return xp
 
 
 def windows(xp, kh, kw, stride):
-    """All kh x kw windows of a padded channel-major array, as a read-only view.
+    """All kh x kw windows of a padded batch-last array, as a read-only view.
 
-    xp: (C, N, Hp, Wp), C-contiguous  ->  view of shape (C, kh, kw, N, H_out, W_out)
+    xp: (C, Hp, Wp, N), C-contiguous  ->  view of shape (C, kh, kw, H_out, W_out, N)
 
-    ``view[c, a, b, n, i, j] == xp[c, n, i*stride + a, j*stride + b]``. The view shares memory
+    ``view[c, a, b, i, j, n] == xp[c, i*stride + a, j*stride + b, n]``. The view shares memory
     with ``xp``: stepping one output row moves ``stride`` input rows (stride sH*stride), one
-    kernel row moves one input row (stride sH), one kernel column one pixel (sW).
+    kernel row moves one input row (sH), one kernel column one pixel (sW), one image sN.
     """
     if not xp.flags.c_contiguous:
-        raise ValueError("windows() needs a C-contiguous array; call pad_channel_major first")
-    c, n, hp, wp = xp.shape
+        raise ValueError("windows() needs a C-contiguous array; call pad_batch_last first")
+    c, hp, wp, n = xp.shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    s_c, s_n, s_h, s_w = xp.strides
+    s_c, s_h, s_w, s_n = xp.strides
     return as_strided(
         xp,
-        shape=(c, kh, kw, n, h_out, w_out),
-        strides=(s_c, s_h, s_w, s_n, s_h * stride, s_w * stride),
+        shape=(c, kh, kw, h_out, w_out, n),
+        strides=(s_c, s_h, s_w, s_h * stride, s_w * stride, s_n),
         writeable=False,
     )
 
@@ -97,33 +98,33 @@ def patch_matrix(xp, kh, kw, stride, groups=1):
     """The im2col matrix, one block per group: one row per window element, one column per
     window position.
 
-    xp: (C, N, Hp, Wp)  ->  (G, C/G * kh * kw, N * H_out * W_out), a fresh C-contiguous copy.
+    xp: (C, Hp, Wp, N)  ->  (G, C/G * kh * kw, H_out * W_out * N), a fresh C-contiguous copy.
     Rows are ordered (c, a, b) (channel of the group, kernel row, kernel column), the order of
-    a kernel's weights ``w[k].reshape(-1)``; columns (n, i, j), the order of the outputs.
-    The copy reads runs of W_out neighbouring pixels (stride 1), whatever the channel count.
+    a kernel's weights ``w[k].reshape(-1)``; columns (i, j, n), the order of the outputs.
+    With stride 1 the copy reads runs of W_out * N neighbouring numbers.
     """
-    view = windows(xp, kh, kw, stride)                               # (C, kh, kw, N, Ho, Wo)
-    c, _, _, n, h_out, w_out = view.shape
-    return view.reshape(groups, c // groups * kh * kw, n * h_out * w_out)
+    view = windows(xp, kh, kw, stride)                               # (C, kh, kw, Ho, Wo, N)
+    c, _, _, h_out, w_out, n = view.shape
+    return view.reshape(groups, c // groups * kh * kw, h_out * w_out * n)
 
 
 def col2im(dcols, padded_shape, kh, kw, stride):
     """The adjoint of patch_matrix: add every patch gradient back onto its pixels.
 
-    dcols: (G, C/G * kh * kw, N * H_out * W_out)  ->  (C, N, Hp, Wp)
+    dcols: (G, C/G * kh * kw, H_out * W_out * N)  ->  (C, Hp, Wp, N)
 
     A pixel that sits in several windows collects the sum of their gradients. One vectorized
     add per kernel offset (a, b): the (a, b) rows of every channel land on the strided slice of
     pixels ``[a : a + stride*H_out : stride, b : b + stride*W_out : stride]``.
     """
-    c, n, hp, wp = padded_shape
+    c, hp, wp, n = padded_shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    d6 = dcols.reshape(c, kh, kw, n, h_out, w_out)                      # rows (c, a, b) unfolded
+    d6 = dcols.reshape(c, kh, kw, h_out, w_out, n)                      # rows (c, a, b) unfolded
     dxp = np.zeros(padded_shape, dtype=dcols.dtype)
     for a in range(kh):
         for b in range(kw):
-            dxp[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += d6[:, a, b]
+            dxp[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += d6[:, a, b]
     return dxp
 
 
@@ -131,7 +132,7 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
     """``col2im(w_rows.T @ d_out, ...)`` per group, without ever holding the whole product.
 
     w_rows: (G, K/G, C/G * kh * kw), rows as in patch_matrix; d_out: (G, K/G, M)
-    ->  (C, N, Hp, Wp)
+    ->  (C, Hp, Wp, N)
 
     The backward pass of a layer built on patch_matrix gets the patch gradients as such a
     product (dL/dpatches = kernels.T @ dL/doutputs). Instead of forming all of it (D * M
@@ -139,7 +140,7 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
     gradient of every patch's (a, b) pixels is ``w_rows[..., (a, b) rows].T @ d_out``, added
     onto those pixels at once. Same products, same adds, kh * kw of each.
     """
-    c, n, hp, wp = padded_shape
+    c, hp, wp, n = padded_shape
     groups, k_g, m = d_out.shape
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
@@ -151,46 +152,46 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
             # With one kernel per group (depthwise) the product has an inner size of 1: a
             # broadcast multiply computes the same numbers, much faster than a matrix product.
             block = w_ab * d_out if k_g == 1 else w_ab @ d_out           # (G, C/G, M)
-            dxp[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += \
-                block.reshape(c, n, h_out, w_out)
+            dxp[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += \
+                block.reshape(c, h_out, w_out, n)
     return dxp
 
 
 def box_sum(plane, kh, kw, stride):
-    """Sum of every kh x kw window of a stack of single-channel images.
+    """Sum of every kh x kw window of a stack of single-channel, batch-last images.
 
-    plane: (..., Hp, Wp)  ->  (..., H_out, W_out). Used for the patch norms: the squared length
-    of a patch is ``box_sum((x**2).sum(channels of the group))``, with no patch matrix needed.
+    plane: (..., Hp, Wp, N)  ->  (..., H_out, W_out, N). Used for the patch norms: the squared
+    length of a patch is ``box_sum((x**2).sum(channels of the group))``, with no patch matrix.
 
     A box sum is separable: add kw shifted columns, then kh shifted rows of that. The same
     numbers are added, in kh + kw vectorized adds instead of kh * kw.
     """
-    hp, wp = plane.shape[-2:]
+    hp, wp = plane.shape[-3:-1]
     h_out = (hp - kh) // stride + 1
     w_out = (wp - kw) // stride + 1
-    rows = plane[..., 0:stride * w_out:stride].copy()                   # (..., Hp, W_out)
+    rows = plane[..., 0:stride * w_out:stride, :].copy()                # (..., Hp, W_out, N)
     for b in range(1, kw):
-        rows += plane[..., b:b + stride * w_out:stride]
-    out = rows[..., 0:stride * h_out:stride, :].copy()                  # (..., H_out, W_out)
+        rows += plane[..., b:b + stride * w_out:stride, :]
+    out = rows[..., 0:stride * h_out:stride, :, :].copy()               # (..., H_out, W_out, N)
     for a in range(1, kh):
-        out += rows[..., a:a + stride * h_out:stride, :]
+        out += rows[..., a:a + stride * h_out:stride, :, :]
     return out
 
 
 def box_sum_adjoint(r, padded_hw, kh, kw, stride):
     """The adjoint of box_sum: spread each window's value back onto all of its pixels.
 
-    r: (..., H_out, W_out)  ->  (..., Hp, Wp). Separable like box_sum: spread down the kh
+    r: (..., H_out, W_out, N)  ->  (..., Hp, Wp, N). Separable like box_sum: spread down the kh
     rows, then across the kw columns.
     """
-    h_out, w_out = r.shape[-2:]
+    h_out, w_out, n = r.shape[-3:]
     hp, wp = padded_hw
-    rows = np.zeros(r.shape[:-2] + (hp, w_out), dtype=r.dtype)          # (..., Hp, W_out)
+    rows = np.zeros(r.shape[:-3] + (hp, w_out, n), dtype=r.dtype)       # (..., Hp, W_out, N)
     for a in range(kh):
-        rows[..., a:a + stride * h_out:stride, :] += r
-    out = np.zeros(r.shape[:-2] + (hp, wp), dtype=r.dtype)
+        rows[..., a:a + stride * h_out:stride, :, :] += r
+    out = np.zeros(r.shape[:-3] + (hp, wp, n), dtype=r.dtype)
     for b in range(kw):
-        out[..., b:b + stride * w_out:stride] += rows
+        out[..., b:b + stride * w_out:stride, :] += rows
     return out
 
 
