@@ -18,12 +18,7 @@ class SoftmaxCrossEntropy:
         if not isinstance(logits, np.ndarray) or logits.ndim != 2:
             got = getattr(logits, "shape", type(logits).__name__)
             raise ValueError(f"SoftmaxCrossEntropy: expected logits of shape (N, classes), got {got}")
-        labels = np.asarray(labels)
-        if labels.shape != (logits.shape[0],):
-            raise ValueError(f"SoftmaxCrossEntropy: expected {logits.shape[0]} labels of shape "
-                             f"(N,), got shape {labels.shape}")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"SoftmaxCrossEntropy: labels must be integers, got dtype {labels.dtype}")
+        labels = check_labels(labels, logits.shape[0], "SoftmaxCrossEntropy")
         n_classes = logits.shape[1]
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {n_classes - 1}], got "
@@ -39,6 +34,9 @@ class SoftmaxCrossEntropy:
     __call__ = forward
 
     def backward(self):
+        if not hasattr(self, "_probs"):
+            raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward(); call "
+                               "loss.forward(logits, labels) first, then loss.backward()")
         # L = -mean_n log softmax(z_n)[label_n]  ->  dL/dz_n = (softmax(z_n) - onehot_n) / N
         grad = self._probs.copy()
         grad[np.arange(len(self._labels)), self._labels] -= 1
@@ -46,6 +44,32 @@ class SoftmaxCrossEntropy:
         return grad
 
 
+def check_labels(labels, n, who):
+    """``labels`` as an integer array of shape (n,), or an error saying what is wrong.
+
+    Float labels are refused (int(3.7) would quietly become class 3), and so is a column of
+    labels, (n, 1), which NumPy would broadcast against (n,) into an (n, n) comparison.
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        hint = " (a column of labels? use labels.ravel())" if labels.shape == (n, 1) else ""
+        raise ValueError(f"{who}: expected {n} labels of shape (N,) = ({n},), got shape "
+                         f"{labels.shape}{hint}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{who}: labels must be integers (class indices 0, 1, 2, ...), got dtype "
+                        f"{labels.dtype}; if they are whole numbers, convert them with "
+                        "labels.astype(np.int64)")
+    return labels
+
+
 def accuracy(logits, labels):
-    """Fraction of rows whose largest logit is at the label's index."""
-    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+    """Fraction of rows whose largest logit is at the label's index.
+
+    logits: (N, classes); labels: (N,) class indices. Anything else is an error, never a
+    quietly wrong number.
+    """
+    logits = np.asarray(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"accuracy: expected logits of shape (N, classes), got shape {logits.shape}")
+    labels = check_labels(labels, logits.shape[0], "accuracy")
+    return float(np.mean(np.argmax(logits, axis=1) == labels))

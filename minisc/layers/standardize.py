@@ -19,8 +19,12 @@ class Standardize(Layer):
 
     def __init__(self, mean=0.1307, std=0.3081, dtype=np.float32):
         super().__init__(dtype)
-        if not std > 0:
-            raise ValueError(f"Standardize: std must be > 0, got {std}")
+        # NaN fails every comparison, so "not finite" catches it along with +-inf; a NaN mean
+        # would otherwise turn every output into NaN without a word.
+        if not np.isfinite(mean):
+            raise ValueError(f"Standardize: mean must be a finite number, got {mean}")
+        if not (np.isfinite(std) and std > 0):
+            raise ValueError(f"Standardize: std must be a finite number > 0, got {std}")
         self.mean, self.std = float(mean), float(std)
 
     def config(self):
