@@ -3,14 +3,22 @@
 File format (a plain NumPy ``.npz``, readable with ``np.load``):
 
     "__minisc__"         JSON text: {"format": 1, "input_shape": [...] or null,
-                                     "layers": [{"type": "SharpCosSim2D", "config": {...}}, ...]}
+                                     "layers": [{"type": "SharpCosSim2D", "config": {...}}, ...],
+                                     "metadata": {...}}   (optional: how the model was trained)
     "<i>.<name>"         the parameter ``name`` of layer i, e.g. "0.w", "0.p", "0.q", "7.b"
 
 Saving writes a temporary file beside the target and renames it over the target only when it
 is complete, so an interrupted save never leaves a half-written model behind.
+
+Loading trusts nothing in the file: it must be a zip archive (what np.savez writes), every
+parameter must be finite and inside the range its layer allows (p of SharpCosSim2D in
+[0.1, 10], for example), and the size of each layer is compared with the arrays the file holds
+*before* the layer is built, so a doctored file cannot make minisc allocate gigabytes. Saving
+refuses whatever loading would refuse, so a file minisc writes always loads again.
 """
 
 import json
+import math
 import zipfile
 from pathlib import Path
 
@@ -19,10 +27,18 @@ import numpy as np
 from .files import atomic_write
 from .layers import LAYER_TYPES, Layer
 from .layers.base import as_float_dtype
+from .layers.scs import P_MAX, P_MIN, Q_MIN
 
 FORMAT_VERSION = 1
 EVAL_CHUNK = 256      # examples per forward pass in evaluation mode (bounds memory)
 _META_KEY = "__minisc__"
+
+# The valid range (low, high), inclusive, of parameters that have one, for layers that do not
+# say so themselves. A layer class states its own ranges in a ``valid_ranges`` class attribute
+# ({param name: (low, high)}); this table only covers built-in layers that lack one.
+_FALLBACK_RANGES = {
+    "SharpCosSim2D": {"p": (P_MIN, P_MAX), "q": (Q_MIN, math.inf)},
+}
 
 
 class Sequential:
@@ -45,6 +61,9 @@ class Sequential:
             raise ValueError("Sequential: needs at least one layer")
         self.layers = layers
         self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
+        # Free-form facts about how the model was made (data, epochs, accuracy, ...), saved
+        # with it; minisc.load fills it from the file. A plain dict of JSON-friendly values.
+        self.metadata = {}
         self.layers[0].needs_input_grad = False
         if self.input_shape is not None:
             self.output_shapes()          # fails early, naming the layer, if shapes don't fit
@@ -171,8 +190,16 @@ class Sequential:
                 "layers": [{"type": type(layer).__name__, "config": layer.config()}
                            for layer in self.layers]}
 
-    def save(self, path):
-        """Write architecture and parameters to one .npz file (atomically: temp file + rename)."""
+    def save(self, path, metadata=None):
+        """Write architecture, parameters and metadata to one .npz file (atomically).
+
+        metadata: a dict of JSON-friendly values (numbers, strings, lists, dicts) describing
+        how the model was made, e.g. {"data": "sample", "epochs": 30}; ``minisc.load`` gives it
+        back as ``model.metadata``. Default: ``self.metadata``.
+
+        Refuses (ValueError, nothing written) parameters that ``minisc.load`` would refuse:
+        NaN or infinite values, or values outside a layer's valid range.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"Sequential.save: the file name must end in .npz, got {path.name!r}")
@@ -180,12 +207,24 @@ class Sequential:
             if type(layer).__name__ not in LAYER_TYPES:
                 raise TypeError(f"Sequential.save: layer {i} ({type(layer).__name__}) is not "
                                 "registered; decorate its class with minisc.register_layer")
-        arrays = {_META_KEY: np.array(json.dumps(self.architecture()))}
+            for name, value in layer.params.items():
+                _check_values(f"Sequential.save: {path}", i, layer, name, value)
+        metadata = self.metadata if metadata is None else metadata
+        if not isinstance(metadata, dict):
+            raise TypeError(f"Sequential.save: metadata must be a dict, got {type(metadata).__name__}")
+        record = self.architecture()
+        try:
+            record["metadata"] = json.loads(json.dumps(metadata, allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"Sequential.save: metadata must hold only JSON values (numbers, "
+                             f"strings, lists, dicts; no NaN): {err}") from None
+        arrays = {_META_KEY: np.array(json.dumps(record))}
         for i, layer in enumerate(self.layers):
             for name, value in layer.params.items():
                 arrays[f"{i}.{name}"] = value
         with atomic_write(path) as f:
             np.savez(f, **arrays)
+        self.metadata = record["metadata"]
         return path
 
     def load_weights(self, path):
@@ -216,13 +255,29 @@ def _read_model_file(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"minisc.load: no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"minisc.load: {path} is a folder; expected a model file such as "
+                         f"{path / 'model.npz'}")
+    # Look at the first bytes before handing the file to NumPy: np.load guesses the format from
+    # them, and for bytes it does not recognise its error suggests allow_pickle=True, which
+    # would let a file run code. That advice must never reach a learner.
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise ValueError(f"minisc.load: {path} is a single NumPy array (.npy format), not a minisc "
+                         "model file; a model is saved with model.save('name.npz')")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"minisc.load: {path} is not a readable minisc model file (.npz): it is "
+                         "not a zip archive, which every .npz file is. Was it truncated, or saved "
+                         "by something else?")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        reason = "an entry holds Python objects, which minisc never saves" \
+            if "pickle" in str(err) else f"{type(err).__name__}: {err}"
         raise ValueError(f"minisc.load: {path} is not a readable minisc model file (.npz): "
-                         f"{type(err).__name__}: {err}. Was it truncated, or saved by something "
-                         "else?") from None
+                         f"{reason}. Was it truncated, or saved by something else?") from None
     if _META_KEY not in arrays:
         raise ValueError(f"minisc.load: {path} is a NumPy .npz file but not a minisc model "
                          f"(no '{_META_KEY}' entry; it holds {sorted(arrays)[:5]}...)")
@@ -232,7 +287,10 @@ def _read_model_file(path):
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT_VERSION}")
         for spec in layers:
-            spec["type"], spec["config"]  # noqa: B018 (presence check)
+            if not isinstance(spec["type"], str) or not isinstance(spec["config"], dict):
+                raise ValueError(f"layer record {spec!r} needs a type name and a config dict")
+        if not isinstance(meta.get("metadata", {}), dict):
+            raise ValueError("metadata must be a dict")
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"minisc.load: {path} has a damaged or unknown architecture record: "
                          f"{err}") from None
@@ -252,22 +310,81 @@ def _check_arrays(path, layers, arrays):
             if got.shape != value.shape:
                 raise ValueError(f"minisc.load: {path}: parameter {key!r} of layer {i} ({layer}) has "
                                  f"shape {got.shape}, expected {value.shape}")
-            if not np.issubdtype(got.dtype, np.floating) or not np.isfinite(got).all():
-                raise ValueError(f"minisc.load: {path}: parameter {key!r} is not a finite float array")
+            _check_values(f"minisc.load: {path}", i, layer, name, got)
     extra = sorted(set(arrays) - expected)
     if extra:
         raise ValueError(f"minisc.load: {path} holds arrays no layer expects: {extra[:5]}")
 
 
+def _valid_ranges(layer):
+    """{param name: (low, high)} for the parameters of ``layer`` that have a valid range."""
+    ranges = getattr(layer, "valid_ranges", None)
+    if ranges is None:
+        ranges = _FALLBACK_RANGES.get(type(layer).__name__, {})
+    return ranges
+
+
+def _check_values(where, i, layer, name, value):
+    """A parameter array must be floats, all finite, and inside its layer's valid range."""
+    key = f"{i}.{name}"
+    if not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(f"{where}: parameter {key!r} of layer {i} ({layer}) has dtype "
+                         f"{value.dtype}; expected float32 or float64")
+    if not np.isfinite(value).all():
+        n_bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        raise ValueError(f"{where}: parameter {key!r} of layer {i} ({layer}) holds {n_bad} NaN or "
+                         "infinite value(s); expected finite numbers (did training diverge?)")
+    low, high = _valid_ranges(layer).get(name, (-math.inf, math.inf))
+    if value.size and (value.min() < low or value.max() > high):
+        raise ValueError(f"{where}: parameter {key!r} of layer {i} ({layer}) has values from "
+                         f"{value.min():g} to {value.max():g}; expected values in [{low:g}, {high:g}]")
+
+
+# How many numbers each built-in layer with parameters holds, from its config alone: compared
+# with the file's arrays *before* the layer is built, so a config that asks for a huge layer
+# is refused before any memory is allocated. None when the config does not say (the layer's
+# own constructor will then complain).
+def _conv_like_size(config, extra):
+    kh, kw = (config["kernel_size"],) * 2 if isinstance(config["kernel_size"], int) \
+        else config["kernel_size"]
+    k = config["out_channels"]
+    return k * config["in_channels"] * kh * kw + extra(k)
+
+
+_PARAM_COUNTS = {
+    "Dense": lambda c: c["n_inputs"] * c["n_outputs"] + c["n_outputs"],
+    "Conv2D": lambda c: _conv_like_size(c, lambda k: k),             # w and one bias per kernel
+    "SharpCosSim2D": lambda c: _conv_like_size(c, lambda k: k + 1),  # w, one p per kernel, q
+}
+
+
+_SIZE_SLACK = 1_000_000     # numbers (4 MB in float32) a layer may be built with before checking
+
+
+def _expected_size(spec):
+    count = _PARAM_COUNTS.get(spec["type"])
+    if count is None:
+        return None
+    try:
+        n = int(count(spec["config"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return n
+
+
 def load(path, dtype=None):
     """Rebuild a Sequential model saved with ``model.save(path)``.
 
+    The model's ``.metadata`` is the dict saved with it (empty for files without one).
     dtype: None keeps the saved precision; np.float32 or np.float64 converts.
     Raises FileNotFoundError, or ValueError naming what is wrong with the file.
     """
     meta, arrays = _read_model_file(path)
     first = next(iter(arrays.values()), None)
     layer_dtype = dtype or (first.dtype if first is not None else np.float32)
+    if not np.issubdtype(np.dtype(layer_dtype), np.floating):
+        raise ValueError(f"minisc.load: {path}: parameter arrays have dtype {np.dtype(layer_dtype)}; "
+                         "expected float32 or float64")
     layers = []
     for i, spec in enumerate(meta["layers"]):
         cls = LAYER_TYPES.get(spec["type"])
@@ -275,9 +392,17 @@ def load(path, dtype=None):
             raise ValueError(f"minisc.load: {path}: layer {i} has unknown type {spec['type']!r}; "
                              "for a layer of your own, import it and decorate its class with "
                              "minisc.register_layer before loading")
+        expected = _expected_size(spec)
+        held = sum(a.size for key, a in arrays.items() if key.split(".", 1)[0] == str(i))
+        # Only a layer much larger than its data is refused here, before building it; smaller
+        # disagreements get the precise per-array message of _check_arrays below.
+        if expected is not None and expected > held + _SIZE_SLACK:
+            raise ValueError(f"minisc.load: {path}: layer {i} ({spec['type']} {spec['config']}) "
+                             f"would hold {expected:,} parameters, but the file has {held:,} values "
+                             "for it; the file is damaged or was edited")
         try:
             layers.append(cls(**spec["config"], dtype=as_float_dtype(layer_dtype, "minisc.load")))
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ValueError(f"minisc.load: {path}: cannot rebuild layer {i} ({spec['type']}) from "
                              f"{spec['config']}: {err}") from None
     _check_arrays(path, layers, arrays)
@@ -285,4 +410,10 @@ def load(path, dtype=None):
         for name in layer.params:
             layer.params[name][...] = arrays[f"{i}.{name}"]
     shape = meta.get("input_shape")
-    return Sequential(layers, input_shape=shape)
+    try:
+        model = Sequential(layers, input_shape=shape)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"minisc.load: {path}: the saved input_shape {shape!r} does not suit the "
+                         f"layers; expected (channels, height, width) that they accept: {err}") from None
+    model.metadata = meta.get("metadata", {})
+    return model
