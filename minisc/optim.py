@@ -7,6 +7,10 @@ keeps p in [0.1, 10] and q >= 1e-4 that way). Updates happen only here, never in
 layer's backward.
 
 The learning rate is a plain attribute: change ``opt.lr`` between steps to follow a schedule.
+
+``state_dict()`` returns everything an optimizer remembers between steps (Adam's running means
+and step count, SGD's velocities) as a flat dict of NumPy arrays, ready for ``np.savez``;
+``load_state_dict(state)`` puts it back, so a training run can stop and resume exactly.
 """
 
 import numpy as np
@@ -47,6 +51,70 @@ class Optimizer:
     def _update(self, layer, name, param, grad):
         raise NotImplementedError
 
+    # ----------------------------------------------------------------------------------
+    # saving and restoring what the optimizer remembers between steps
+    #
+    # Buffers live in dicts keyed by (id(layer), param name): cheap to look up, but an id means
+    # nothing in another process. On the way out they are renamed "<kind>/<layer index>.<name>"
+    # (for example "m/0.w"), the same numbering model files use.
+    _BUFFERS = ()          # the names of the per-parameter buffer dicts, e.g. ("_velocity",)
+
+    def _scalars(self):
+        return {"lr": self.lr}
+
+    def state_dict(self):
+        """A flat dict {name: numpy array} of the optimizer's state (for np.savez)."""
+        state = {key: np.asarray(value) for key, value in self._scalars().items()}
+        index = {id(layer): i for i, layer in enumerate(self.layers)}
+        for buffer in self._BUFFERS:
+            for (layer_id, name), arrays in getattr(self, buffer).items():
+                for part, array in zip(self._parts(buffer), _as_tuple(arrays), strict=True):
+                    state[f"{part}/{index[layer_id]}.{name}"] = array.copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Restore a state from state_dict(); a ValueError says what does not fit this model."""
+        who = type(self).__name__
+        state = dict(state)
+        for key in self._scalars():
+            if key not in state:
+                raise ValueError(f"{who}.load_state_dict: the state lacks {key!r}; was it saved by "
+                                 f"another kind of optimizer?")
+        slots = {f"{i}.{name}": (layer, name, param)
+                 for i, layer in enumerate(self.layers) for name, param in layer.params.items()}
+        restored = {buffer: {} for buffer in self._BUFFERS}
+        for buffer in self._BUFFERS:
+            parts = self._parts(buffer)
+            keys = {k.split("/", 1)[1] for k in state if k.split("/", 1)[0] in parts}
+            for slot in sorted(keys):
+                if slot not in slots:
+                    raise ValueError(f"{who}.load_state_dict: the state has {slot!r}, a parameter "
+                                     "this model does not have")
+                layer, name, param = slots[slot]
+                arrays = []
+                for part in parts:
+                    array = np.asarray(state.get(f"{part}/{slot}"))
+                    if array.shape != param.shape:
+                        raise ValueError(f"{who}.load_state_dict: {part}/{slot} has shape "
+                                         f"{array.shape}, expected {param.shape}")
+                    arrays.append(array.astype(param.dtype, copy=True))
+                restored[buffer][(id(layer), name)] = arrays[0] if len(arrays) == 1 else tuple(arrays)
+        self._set_scalars(state)
+        for buffer, values in restored.items():
+            setattr(self, buffer, values)
+        return self
+
+    def _set_scalars(self, state):
+        self.lr = float(state["lr"])
+
+    def _parts(self, buffer):
+        """The saved name(s) of one buffer's array(s), e.g. ("m", "v") for Adam's moments."""
+        raise NotImplementedError
+
+
+def _as_tuple(arrays):
+    return arrays if isinstance(arrays, tuple) else (arrays,)
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with momentum.
@@ -61,6 +129,11 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
         self._velocity = {}
+
+    _BUFFERS = ("_velocity",)
+
+    def _parts(self, buffer):
+        return ("velocity",)
 
     def _update(self, layer, name, param, grad):
         if self.momentum:
@@ -89,6 +162,18 @@ class Adam(Optimizer):
         self.eps = float(eps)
         self.t = 0
         self._moments = {}
+
+    _BUFFERS = ("_moments",)
+
+    def _parts(self, buffer):
+        return ("m", "v")
+
+    def _scalars(self):
+        return {"lr": self.lr, "t": self.t}
+
+    def _set_scalars(self, state):
+        super()._set_scalars(state)
+        self.t = int(state["t"])
 
     def step(self):
         self.t += 1
