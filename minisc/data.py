@@ -23,12 +23,12 @@ Fashion-MNIST by Zalando Research (MIT licence). See ``datasets/README.md``.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .cli import OneLineParser, positive_float
+from .files import default_file_mode
 
 __all__ = [
     "read_idx",
@@ -59,6 +62,7 @@ __all__ = [
     "FASHION_MNIST_STD",
     "FASHION_MNIST_CLASSES",
     "SAMPLE_PATH",
+    "user_data_dir",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -238,11 +242,38 @@ def write_idx(path: PathLike, array: np.ndarray) -> Path:
 # Where files live
 # ---------------------------------------------------------------------------------------------
 
-# The checkout's datasets/ folder: minisc/data.py -> minisc/ -> the repository root.
-_REPO_DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+# Two ways minisc can be installed, and where its files are in each:
+#
+# - from a checkout (``pip install -e .``, or running inside the repository): the embedded
+#   sample is the repository's ``datasets/mnist_sample.npz``, and downloads go next to it,
+#   into ``datasets/mnist/`` and ``datasets/fashion-mnist/`` (kept out of git);
+# - from a wheel (``pip install .`` or from an index): the build maps the repository's
+#   ``datasets/`` folder into the package as ``minisc/_datasets/`` (see pyproject.toml), so
+#   the sample travels inside the package. Downloads must never go into site-packages (it may
+#   be read-only or shared, and a stray ``datasets/`` folder there would shadow imports), so
+#   they go to a per-user folder instead: ``$XDG_CACHE_HOME/minisc/`` or ``~/.cache/minisc/``.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_DATASETS = _PACKAGE_DIR.parent / "datasets"
+_PACKAGED_DATASETS = _PACKAGE_DIR / "_datasets"
+
+#: True when minisc runs from its repository (the package sits beside pyproject.toml and
+#: datasets/), False when it was installed from a wheel.
+RUNNING_FROM_CHECKOUT = (_PACKAGE_DIR.parent / "pyproject.toml").is_file() and _REPO_DATASETS.is_dir()
 
 #: The embedded sample (see load_mnist_sample).
-SAMPLE_PATH = _REPO_DATASETS / "mnist_sample.npz"
+SAMPLE_PATH = (_REPO_DATASETS if RUNNING_FROM_CHECKOUT else _PACKAGED_DATASETS) / "mnist_sample.npz"
+
+
+def user_data_dir() -> Path:
+    """The per-user folder for downloads when minisc is not running from a checkout.
+
+    ``$XDG_CACHE_HOME/minisc`` if that variable names an absolute folder (the XDG rule),
+    else ``~/.cache/minisc``.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "minisc"
+
 
 #: Name of the environment variable that moves the data folder. It names a folder that holds
 #: ``mnist/`` and ``fashion-mnist/`` subfolders.
@@ -271,12 +302,16 @@ def _check_dataset(dataset: str) -> str:
 def default_root(dataset: str) -> Path:
     """The folder where ``dataset`` ("mnist" or "fashion-mnist") is stored and downloaded to.
 
-    ``$MINISC_DATA/<dataset>/`` if the environment variable ``MINISC_DATA`` is set, otherwise
-    ``datasets/<dataset>/`` in the minisc checkout (next to the embedded sample).
+    ``$MINISC_DATA/<dataset>/`` if the environment variable ``MINISC_DATA`` is set; otherwise
+    ``datasets/<dataset>/`` in the minisc checkout (next to the embedded sample) or, for an
+    installed minisc, ``<user_data_dir()>/<dataset>/`` (``~/.cache/minisc/mnist/``, say).
     """
     folder = _FOLDERS[_check_dataset(dataset)]
     env = os.environ.get(ENV_VAR)
-    base = Path(env).expanduser() if env else _REPO_DATASETS
+    if env:
+        base = Path(env).expanduser()
+    else:
+        base = _REPO_DATASETS if RUNNING_FROM_CHECKOUT else user_data_dir()
     return base / folder
 
 
@@ -313,8 +348,9 @@ def _find_file(name: str, dirs: Sequence[Path]) -> Optional[Path]:
 # pages, and the list torchvision uses) and, where known, the SHA-256 of the *decompressed*
 # content. A file passes if EITHER matches. Why both? Debian's package dataset-fashion-mnist
 # ships the same data recompressed: its .gz bytes (so its MD5) differ from upstream, but the
-# decompressed content is identical, so the SHA-256 check accepts it. For MNIST's training
-# files no SHA-256 of the content is recorded, so those are checked by the .gz MD5 alone.
+# decompressed content is identical, so the SHA-256 check accepts it. The SHA-256 is also what
+# checks an uncompressed copy (``train-images-idx3-ubyte`` without ".gz"); it is known for
+# every official file.
 #
 # Tests (or anyone serving their own copies) can add or replace entries, either here or, more
 # simply, through the ``checksums=`` keyword of load_mnist / load_fashion_mnist.
@@ -389,7 +425,8 @@ def _verify(raw: bytes, name: str, check: Optional[Mapping]) -> bytes:
     Accepted if the MD5 of the bytes as stored matches ``check["md5"]`` (the official .gz),
     or if the SHA-256 of the decompressed content matches ``check["sha256"]``. When neither
     can be compared (no checksum known, or an uncompressed file with only the .gz's MD5
-    known), only the structure is checked, later, by the IDX parser.
+    known: files of your own passed through ``checksums=``), only the structure is checked,
+    later, by the IDX parser and :func:`_check_shape`.
     Raises ``ValueError`` saying what was expected and found.
     """
     md5 = (check or {}).get("md5")
@@ -398,7 +435,7 @@ def _verify(raw: bytes, name: str, check: Optional[Mapping]) -> bytes:
     content = _decompress_if_gzip(raw, name)
     if sha256 is None and (md5 is None or not raw.startswith(_GZIP_MAGIC)):
         # Nothing we can compare: no checksum at all, or an uncompressed copy of a file of
-        # which only the .gz's MD5 is known (MNIST's training files). Structure only, then.
+        # which only the .gz's MD5 is known. Structure only, then.
         return content
     if md5 is not None and got_md5 == md5:
         return content
@@ -414,6 +451,25 @@ def _verify(raw: bytes, name: str, check: Optional[Mapping]) -> bytes:
         f"{name}: checksum mismatch: expected {' or '.join(wanted)}; found MD5 {got_md5}, "
         f"SHA-256 {got_sha}"
     )
+
+
+def _check_shape(array: np.ndarray, name: str, where: str) -> np.ndarray:
+    """An images file must hold uint8 (N, 28, 28), a labels file uint8 (N,) in 0..9.
+
+    ``name`` is the official file name (it says which of the two it is); ``where`` names the
+    file in the message. Raises ``ValueError`` saying what was expected and found.
+    """
+    if "images" in name:
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (28, 28):
+            raise ValueError(f"{where}: expected uint8 images of shape (N, 28, 28), found "
+                             f"{array.dtype} {array.shape}")
+    else:
+        if array.dtype != np.uint8 or array.ndim != 1:
+            raise ValueError(f"{where}: expected uint8 labels of shape (N,), found "
+                             f"{array.dtype} {array.shape}")
+        if array.size and array.max() > 9:
+            raise ValueError(f"{where}: labels must be 0..9, found {array.max()}")
+    return array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,8 +497,38 @@ def _progress_bar(total: Optional[int], desc: str, enabled: bool):
     return _Quiet()
 
 
+class DeadlineExceeded(TimeoutError):
+    """A file took longer than its deadline to arrive from one mirror."""
+
+
+def _shorten_read_timeout(response, seconds: float) -> None:
+    """Make the next read of ``response`` wait at most ``seconds`` (at least 10 ms).
+
+    urllib's ``timeout`` applies to each read on its own, so a server that trickles one byte
+    a second would never trip it; shrinking it to the time left keeps the overall deadline.
+    urllib offers no public handle on the socket, hence the defensive getattr chain: if the
+    internals change, the deadline is still checked between reads, only less tightly.
+    """
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.01))
+
+
 def _fetch_one(url: str, tmp_file, name: str, progress: bool, timeout: float) -> None:
-    """Stream ``url`` into the open binary file ``tmp_file``. Raises on any failure."""
+    """Stream ``url`` into the open binary file ``tmp_file`` within ``timeout`` seconds.
+
+    ``timeout`` is an overall deadline for this one file from this one mirror: connecting,
+    waiting and receiving together. Raises on any failure (DeadlineExceeded when too slow).
+    """
+    start = time.monotonic()
+
+    def time_left():
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            raise DeadlineExceeded(f"gave up after {time.monotonic() - start:.1f} s: the "
+                                   f"deadline for one file is {timeout:g} s (timeout=...)")
+        return left
+
     request = urllib.request.Request(url, headers={"User-Agent": "minisc"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
@@ -451,7 +537,13 @@ def _fetch_one(url: str, tmp_file, name: str, progress: bool, timeout: float) ->
         received = 0
         try:
             while True:
-                chunk = response.read(1 << 16)
+                _shorten_read_timeout(response, time_left())
+                try:
+                    # read1 returns what one receive brings; read(n) would wait for n bytes.
+                    chunk = response.read1(1 << 16)
+                except OSError:           # socket timeouts are OSErrors too
+                    time_left()           # past the deadline: say so rather than "timed out"
+                    raise
                 if not chunk:
                     break
                 tmp_file.write(chunk)
@@ -490,11 +582,13 @@ def _download(
         url += name
         fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_dir)
         tmp = Path(tmp_name)
+        started = time.monotonic()
         try:
+            os.chmod(tmp, default_file_mode())    # mkstemp's 0600 would hide it from a class
             with os.fdopen(fd, "wb") as tmp_file:
                 _fetch_one(url, tmp_file, name, progress, timeout)
             content = _verify(tmp.read_bytes(), name, check)
-            parse_idx(content, f"{name} from {url}")
+            _check_shape(parse_idx(content, f"{name} from {url}"), name, f"{name} from {url}")
             os.replace(tmp, dest)
             return dest
         except urllib.error.HTTPError as exc:
@@ -503,8 +597,11 @@ def _download(
             attempts.append((url, f"cannot connect ({exc.reason})"))
         except ValueError as exc:  # checksum mismatch, damaged gzip, not IDX
             attempts.append((url, str(exc)))
+        except DeadlineExceeded as exc:
+            attempts.append((url, str(exc)))
         except Exception as exc:  # timeouts, resets, short reads, http.client oddities
-            attempts.append((url, f"{type(exc).__name__}: {exc}"))
+            attempts.append((url, f"{type(exc).__name__}: {exc} (after "
+                                  f"{time.monotonic() - started:.1f} s)"))
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -537,7 +634,7 @@ def _load_local(path: Path, name: str, check: Optional[Mapping]) -> np.ndarray:
     """Verify and parse a file found on disk; a bad file is an error, never used silently."""
     try:
         content = _verify(path.read_bytes(), str(path), check)
-        return parse_idx(content, str(path))
+        return _check_shape(parse_idx(content, str(path)), name, str(path))
     except ValueError as exc:
         if path.parent == DEBIAN_FASHION_MNIST:
             advice = ("reinstall the package (apt-get install --reinstall "
@@ -546,6 +643,11 @@ def _load_local(path: Path, name: str, check: Optional[Mapping]) -> np.ndarray:
             advice = (f"delete it and run again to download a fresh copy, or replace it by "
                       f"the official {name}")
         raise CorruptDataError(f"{exc}\nThe file {path} cannot be used: {advice}.") from exc
+
+
+#: Default deadline (seconds) for one file from one mirror: MNIST's largest file is 9.9 MB,
+#: which this allows even at about 35 kB/s.
+DEFAULT_TIMEOUT = 300.0
 
 
 def _load_full(
@@ -560,6 +662,9 @@ def _load_full(
 ) -> Tuple[np.ndarray, np.ndarray]:
     if split not in SPLIT_FILES:
         raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not (timeout > 0 and np.isfinite(timeout)):
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
     if isinstance(mirrors, str):  # a single URL, not a list of one-letter "URLs"
         mirrors = [mirrors]
     mirrors = list(MIRRORS[dataset] if mirrors is None else mirrors)
@@ -580,16 +685,11 @@ def _load_full(
             path = _download(dataset, name, dirs[0], mirrors, checks.get(name), progress, timeout)
         arrays.append(_load_local(path, name, checks.get(name)))
 
-    images, labels = arrays
-    # Sanity checks on what the files hold: images (N, H, W) uint8, labels (N,) uint8 in 0..9.
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise CorruptDataError(f"{dataset} {split}: expected uint8 images (N, 28, 28), "
-                               f"found {images.dtype} {images.shape}")
-    if labels.ndim != 1 or labels.dtype != np.uint8 or len(labels) != len(images):
-        raise CorruptDataError(f"{dataset} {split}: expected {len(images)} uint8 labels, "
-                               f"found {labels.dtype} {labels.shape}")
-    if labels.size and labels.max() > 9:
-        raise CorruptDataError(f"{dataset} {split}: labels must be 0..9, found {labels.max()}")
+    images, labels = arrays    # each already checked for its shape by _load_local
+    if len(labels) != len(images):
+        raise CorruptDataError(f"{_TITLES[dataset]} {split}: the images file holds {len(images)} "
+                               f"images but the labels file {len(labels)} labels; expected one "
+                               f"label per image (files from two different sets?)")
     return images, labels
 
 
@@ -601,7 +701,7 @@ def load_mnist(
     progress: bool = True,
     *,
     checksums: Optional[Mapping[str, Mapping]] = None,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Load the full MNIST training (60,000 digits) or test (10,000 digits) set.
 
@@ -626,7 +726,8 @@ def load_mnist(
         ``md5`` is of the .gz as stored, ``sha256`` of the decompressed content, and a file
         passes if either matches. Meant for tests and private mirrors.
     timeout : float (keyword only)
-        Seconds urllib waits on a silent connection.
+        Deadline in seconds for fetching one file from one mirror (connecting, waiting and
+        receiving together); after it the next mirror is tried.
 
     Returns
     -------
@@ -656,7 +757,7 @@ def load_fashion_mnist(
     progress: bool = True,
     *,
     checksums: Optional[Mapping[str, Mapping]] = None,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Load Fashion-MNIST (Zalando Research): 60,000 training or 10,000 test images.
 
@@ -742,8 +843,8 @@ def load_mnist_sample(split: str = "all") -> Tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(
             f"The embedded MNIST sample is missing: expected {path}. It is part of the minisc "
-            f"repository; restore it (git checkout -- datasets/mnist_sample.npz) or rebuild it "
-            f"with datasets/make_mnist_sample.py."
+            f"repository (datasets/mnist_sample.npz) and of every minisc wheel; restore it "
+            f"(git checkout -- datasets/mnist_sample.npz) or reinstall minisc."
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -893,7 +994,12 @@ def _info() -> None:
     print(f"Embedded sample: {SAMPLE_PATH} "
           f"({'present' if SAMPLE_PATH.is_file() else 'MISSING'})")
     env = os.environ.get(ENV_VAR)
-    print(f"{ENV_VAR}={env}" if env else f"{ENV_VAR} is not set: using the checkout's datasets/")
+    if env:
+        print(f"{ENV_VAR}={env}")
+    elif RUNNING_FROM_CHECKOUT:
+        print(f"{ENV_VAR} is not set: using the checkout's datasets/")
+    else:
+        print(f"{ENV_VAR} is not set: using the per-user folder {user_data_dir()}")
     for dataset in ("mnist", "fashion-mnist"):
         dirs = search_dirs(dataset)
         print(f"\n{_TITLES[dataset]}: looked for in {', '.join(str(d) for d in dirs)} "
@@ -905,7 +1011,7 @@ def _info() -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m minisc.data",
         description="Fetch and inspect the data sets minisc uses.",
     )
@@ -918,21 +1024,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dl.add_argument("--mirror", action="append", dest="mirrors", metavar="URL",
                     help="base URL to try (repeatable; replaces the built-in list)")
     dl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dl.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help=f"give up on a file from one mirror after this long (default "
+                         f"{DEFAULT_TIMEOUT:g})")
     args = parser.parse_args(argv)
 
     if args.command == "info":
         _info()
         return 0
+    # Check every argument before any work, so a typo costs one line, not a traceback.
+    root = None if args.root is None else Path(args.root).expanduser()
+    if root is not None and root.exists() and not root.is_dir():
+        parser.error(f"argument --root: {args.root} is a file; expected a folder to store the "
+                     "data in (it is created if it does not exist)")
     loader = load_mnist if args.dataset == "mnist" else load_fashion_mnist
     splits = ["train", "test"] if args.split == "both" else [args.split]
     try:
         for split in splits:
             images, labels = loader(split, root=args.root, mirrors=args.mirrors,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, timeout=args.timeout)
             print(f"{_TITLES[args.dataset]} {split}: images {images.dtype} {images.shape}, "
                   f"labels {labels.dtype} {labels.shape}: OK")
     except (DownloadError, CorruptDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:        # e.g. a folder that cannot be created or written
+        print(f"error: {exc.strerror or exc}: {exc.filename or args.root}", file=sys.stderr)
         return 1
     return 0
 
