@@ -7,8 +7,11 @@ the tests start on 127.0.0.1 and that serves IDX files generated on the spot.
 import gzip
 import hashlib
 import http.server
+import os
+import re
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -564,3 +567,151 @@ def test_iterate_minibatches_rejects_bad_input():
         _epoch(np.zeros((3, 2)), np.zeros(4), batch_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         _epoch(np.zeros((3, 2)), np.zeros(3), batch_size=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness: deadlines, shapes, checksums, permissions, the command line's checks
+# ---------------------------------------------------------------------------------------------
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Announces 1,000 bytes, then sends one every 0.2 s: never silent long enough for a
+    per-read timeout, far too slow to finish."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                if self.server.stop.wait(0.2):
+                    return
+        except OSError:          # the client gave up and hung up, as it should
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickle():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    server.stop = threading.Event()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/slow/"
+    server.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_trickling_server_meets_the_overall_deadline(trickle, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        load_mnist("test", root=tmp_path, mirrors=[trickle], progress=False, timeout=1.0)
+    spent = time.monotonic() - start
+    assert spent < 4                                      # the deadline, not 200 s of trickle
+    message = str(info.value)
+    assert trickle + TEST_IMAGES in message               # names the mirror...
+    assert "gave up after 1." in message and "deadline" in message   # ...and the time spent
+    _assert_nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
+def test_timeout_must_be_positive_and_finite(tmp_path, timeout):
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0"):
+        load_mnist("test", root=tmp_path, timeout=timeout)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_files_of_the_wrong_shape_are_refused_naming_the_file(tmp_path, compress):
+    suffix = ".gz" if compress else ""
+    images = tmp_path / (TEST_IMAGES[:-3] + suffix)
+    labels = tmp_path / (TEST_LABELS[:-3] + suffix)
+    write_idx(images, np.zeros((2, 5, 7), np.uint8))      # not 28 x 28
+    write_idx(labels, np.zeros(2, np.uint8))
+    no_checks = {TEST_IMAGES: {}, TEST_LABELS: {}}        # structure only: no checksum known
+    with pytest.raises(CorruptDataError, match=r"expected uint8 images of shape \(N, 28, 28\), "
+                                               r"found uint8 \(2, 5, 7\)") as info:
+        load_mnist("test", root=tmp_path, download=False, checksums=no_checks)
+    assert str(images) in str(info.value)
+    write_idx(images, np.zeros((3, 28, 28), np.uint8))
+    write_idx(labels, np.zeros((3, 2), np.uint8))
+    with pytest.raises(CorruptDataError, match=r"expected uint8 labels of shape \(N,\)") as info:
+        load_mnist("test", root=tmp_path, download=False, checksums=no_checks)
+    assert str(labels) in str(info.value)
+    write_idx(labels, np.zeros(4, np.uint8))              # 3 images, 4 labels
+    with pytest.raises(CorruptDataError, match="3 images but the labels file 4 labels"):
+        load_mnist("test", root=tmp_path, download=False, checksums=no_checks)
+
+
+def test_uncompressed_official_files_are_checked_by_content(tmp_path):
+    # An uncompressed copy of MNIST's training images used to be checked for its structure
+    # only; with the SHA-256 of their content recorded, a well-formed impostor is refused.
+    (tmp_path / TRAIN_IMAGES[:-3]).write_bytes(_idx_bytes(np.zeros((3, 28, 28), np.uint8)))
+    (tmp_path / TRAIN_LABELS[:-3]).write_bytes(_idx_bytes(np.zeros(3, np.uint8)))
+    with pytest.raises(CorruptDataError, match="checksum mismatch") as info:
+        load_mnist("train", root=tmp_path, download=False)
+    assert str(tmp_path / TRAIN_IMAGES[:-3]) in str(info.value)
+
+
+def test_every_official_file_has_a_content_checksum():
+    assert data.CHECKSUMS["mnist"]["train-images-idx3-ubyte.gz"]["sha256"] == \
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+    assert data.CHECKSUMS["mnist"]["train-labels-idx1-ubyte.gz"]["sha256"] == \
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+    assert data.CHECKSUMS["mnist"]["t10k-images-idx3-ubyte.gz"]["sha256"] == \
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+    assert data.CHECKSUMS["mnist"]["t10k-labels-idx1-ubyte.gz"]["sha256"] == \
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
+    for dataset in data.CHECKSUMS.values():
+        assert all(len(entry["sha256"]) == 64 for entry in dataset.values())
+
+
+def test_downloads_honour_the_umask(mirrors, tmp_path):
+    old = os.umask(0o022)
+    try:
+        _load(mirrors, tmp_path, [mirrors.url("good")])
+    finally:
+        os.umask(old)
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_per_user_folder_when_not_running_from_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("MINISC_DATA", raising=False)
+    monkeypatch.setattr(data, "RUNNING_FROM_CHECKOUT", False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.default_root("mnist") == tmp_path / "xdg" / "minisc" / "mnist"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")       # the XDG rule
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.default_root("fashion-mnist") == tmp_path / "home" / ".cache" / "minisc" / "fashion-mnist"
+    monkeypatch.setenv("MINISC_DATA", str(tmp_path / "mine"))          # still the override
+    assert data.default_root("mnist") == tmp_path / "mine" / "mnist"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--root", "{file}"], "argument --root: .* is a file; expected a folder"),
+    (["--timeout", "0"], r"argument --timeout: expected a number > 0, got 0"),
+    (["--timeout", "soon"], r"argument --timeout: expected a number > 0, got 'soon'"),
+])
+def test_command_line_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, message):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    args = [a.replace("{file}", str(afile)) for a in args]
+    with pytest.raises(SystemExit) as info:
+        data.main(["download", "mnist", *args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.search(message, err), err
+    assert afile.read_text() == "not a folder"
+
+
+def test_command_line_passes_the_timeout_on(trickle, tmp_path, capsys):
+    code = data.main(["download", "mnist", "--root", str(tmp_path), "--split", "test",
+                      "--mirror", trickle, "--timeout", "0.5", "--no-progress"])
+    assert code == 1
+    assert "gave up after 0.5" in capsys.readouterr().err
