@@ -27,18 +27,10 @@ import numpy as np
 from .files import atomic_write
 from .layers import LAYER_TYPES, Layer
 from .layers.base import as_float_dtype
-from .layers.scs import P_MAX, P_MIN, Q_MIN
 
 FORMAT_VERSION = 1
 EVAL_CHUNK = 256      # examples per forward pass in evaluation mode (bounds memory)
 _META_KEY = "__minisc__"
-
-# The valid range (low, high), inclusive, of parameters that have one, for layers that do not
-# say so themselves. A layer class states its own ranges in a ``valid_ranges`` class attribute
-# ({param name: (low, high)}); this table only covers built-in layers that lack one.
-_FALLBACK_RANGES = {
-    "SharpCosSim2D": {"p": (P_MIN, P_MAX), "q": (Q_MIN, math.inf)},
-}
 
 
 class Sequential:
@@ -317,11 +309,12 @@ def _check_arrays(path, layers, arrays):
 
 
 def _valid_ranges(layer):
-    """{param name: (low, high)} for the parameters of ``layer`` that have a valid range."""
-    ranges = getattr(layer, "valid_ranges", None)
-    if ranges is None:
-        ranges = _FALLBACK_RANGES.get(type(layer).__name__, {})
-    return ranges
+    """{param name: (low, high)}, inclusive, for the parameters of ``layer`` that have a range.
+
+    A layer class states them in a ``valid_ranges`` class attribute (SharpCosSim2D: p in
+    [P_MIN, P_MAX], q >= Q_MIN); a layer without one accepts any finite value.
+    """
+    return getattr(layer, "valid_ranges", None) or {}
 
 
 def _check_values(where, i, layer, name, value):
@@ -340,21 +333,22 @@ def _check_values(where, i, layer, name, value):
                          f"{value.min():g} to {value.max():g}; expected values in [{low:g}, {high:g}]")
 
 
-# How many numbers each built-in layer with parameters holds, from its config alone: compared
-# with the file's arrays *before* the layer is built, so a config that asks for a huge layer
-# is refused before any memory is allocated. None when the config does not say (the layer's
-# own constructor will then complain).
-def _conv_like_size(config, extra):
-    kh, kw = (config["kernel_size"],) * 2 if isinstance(config["kernel_size"], int) \
-        else config["kernel_size"]
-    k = config["out_channels"]
-    return k * config["in_channels"] * kh * kw + extra(k)
+# A lower bound on how many numbers each built-in layer with parameters holds, from its
+# config alone: its weight array, the one that can be big. It is compared with the file's
+# arrays *before* the layer is built, so a config that asks for a huge layer is refused before
+# any memory is allocated. Unknown layer types (or odd configs) give None: their own
+# constructor then checks the config.
+def _kernel_size(config):
+    """Number of weights of a convolution-like layer: K * (C / groups) * kh * kw."""
+    size = config["kernel_size"]
+    kh, kw = (size, size) if isinstance(size, int) else size
+    return config["out_channels"] * (config["in_channels"] // config.get("groups", 1)) * kh * kw
 
 
-_PARAM_COUNTS = {
-    "Dense": lambda c: c["n_inputs"] * c["n_outputs"] + c["n_outputs"],
-    "Conv2D": lambda c: _conv_like_size(c, lambda k: k),             # w and one bias per kernel
-    "SharpCosSim2D": lambda c: _conv_like_size(c, lambda k: k + 1),  # w, one p per kernel, q
+_WEIGHT_COUNTS = {
+    "Dense": lambda c: c["n_inputs"] * c["n_outputs"],
+    "Conv2D": _kernel_size,
+    "SharpCosSim2D": _kernel_size,
 }
 
 
@@ -362,7 +356,7 @@ _SIZE_SLACK = 1_000_000     # numbers (4 MB in float32) a layer may be built wit
 
 
 def _expected_size(spec):
-    count = _PARAM_COUNTS.get(spec["type"])
+    count = _WEIGHT_COUNTS.get(spec["type"])
     if count is None:
         return None
     try:
@@ -398,7 +392,7 @@ def load(path, dtype=None):
         # disagreements get the precise per-array message of _check_arrays below.
         if expected is not None and expected > held + _SIZE_SLACK:
             raise ValueError(f"minisc.load: {path}: layer {i} ({spec['type']} {spec['config']}) "
-                             f"would hold {expected:,} parameters, but the file has {held:,} values "
+                             f"would hold at least {expected:,} parameters, but the file has {held:,} values "
                              "for it; the file is damaged or was edited")
         try:
             layers.append(cls(**spec["config"], dtype=as_float_dtype(layer_dtype, "minisc.load")))
