@@ -12,6 +12,16 @@ From the command line::
 trains, prints the test accuracy and saves ``runs/scs/model.npz`` (load it with
 ``minisc.load``) and ``runs/scs/history.json``.
 
+Nothing is lost to an interruption. After every epoch the run's folder holds the model and the
+history as of that epoch, plus ``resume_state.npz``: the optimizer's memory, the position in
+the learning-rate schedule and the state of the random stream. Ctrl-C stops the run with a
+one-line message, and ::
+
+    python -m minisc.train --resume runs/scs
+
+continues it exactly where it stopped: it ends with the same weights as a run never
+interrupted. ``resume_state.npz`` is removed when the run has done all its epochs.
+
 One epoch = one pass over the shuffled training set in mini-batches; after each epoch the
 model is evaluated on the held-out set. Two learning-rate schedules:
 
@@ -28,28 +38,38 @@ and augmentation it is trained with; the command line runs it and lets any flag 
 import argparse
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import data as mdata
+from .cli import OneLineParser, non_negative_int, positive_float, positive_int
 from .files import atomic_write
 from .layers import SharpCosSim2D
-from .losses import SoftmaxCrossEntropy
+from .losses import SoftmaxCrossEntropy, check_labels
+from .model import load as load_model
 from .models import MODELS, RECIPES, build_model
 from .optim import SGD, Adam
 
 SCHEDULES = ("warmup-cosine", "one-cycle")
+OPTIMIZERS = ("adam", "sgd")
+MAX_SHIFT = 27          # a shift must leave part of a 28-pixel image in view
+# The files of a run's folder.
+MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.npz", "history.json", "resume_state.npz"
 # Each recipe's keyword arguments for train(): the recipe without its data set.
 DEFAULTS = {name: {k: v for k, v in recipe.items() if k != "data"} for name, recipe in RECIPES.items()}
 
 
 # --------------------------------------------------------------------------------------------
 # data
-def load_dataset(name="auto", quick=False, log=print):
+def load_dataset(name="auto", quick=False, log=print, timeout=None):
     """Training and test data as float32 (N, 1, 28, 28) in [0, 1] and uint8 labels (N,).
 
     name:
@@ -59,12 +79,14 @@ def load_dataset(name="auto", quick=False, log=print):
       "fashion-mnist"  full Fashion-MNIST (also found where Debian's dataset-fashion-mnist puts it)
       "auto"           full MNIST if its files are on disk or can be downloaded, else the sample
     quick: keep only a few hundred images of each part (for smoke tests).
+    timeout: deadline in seconds for downloading one file from one mirror (None: the
+    loader's default; "auto" tries a short 10 s).
 
     Returns a dict with x_train, y_train, x_test, y_test, name, description.
     """
     if name == "auto":
         try:
-            loaded = _load_full("mnist", download=True, quiet=True)
+            loaded = _load_full("mnist", download=True, quiet=True, timeout=timeout)
         except (mdata.DownloadError, OSError, ValueError) as err:
             log(f"data: full MNIST is not available here ({type(err).__name__}); using the "
                 "embedded 5,000-digit sample instead.\n      To train on all 60,000 digits, run "
@@ -73,7 +95,7 @@ def load_dataset(name="auto", quick=False, log=print):
     elif name == "sample":
         loaded = _load_sample()
     elif name in ("mnist", "fashion-mnist"):
-        loaded = _load_full(name, download=True, quiet=False)
+        loaded = _load_full(name, download=True, quiet=False, timeout=timeout)
     else:
         raise ValueError(f"load_dataset: unknown data set {name!r}; choose sample, mnist, "
                          "fashion-mnist or auto")
@@ -96,14 +118,14 @@ def _load_sample():
                 name="sample", description="MNIST sample (embedded), validation part as test set")
 
 
-def _load_full(name, download, quiet):
+def _load_full(name, download, quiet, timeout=None):
     loader = mdata.load_mnist if name == "mnist" else mdata.load_fashion_mnist
+    deadline = {} if timeout is None else {"timeout": timeout}
     if quiet:
         # "auto" must not hang a lesson: only quick, local attempts or one short download try.
-        x_tr, y_tr = loader("train", download=download, progress=True, timeout=10)
-    else:
-        x_tr, y_tr = loader("train", download=download)
-    x_te, y_te = loader("test", download=download)
+        deadline.setdefault("timeout", 10)
+    x_tr, y_tr = loader("train", download=download, **deadline)
+    x_te, y_te = loader("test", download=download, **deadline)
     label = "MNIST" if name == "mnist" else "Fashion-MNIST"
     return dict(x_train=mdata.to_float(x_tr), y_train=y_tr, x_test=mdata.to_float(x_te), y_test=y_te,
                 name=name, description=f"full {label}")
@@ -192,9 +214,89 @@ def scs_layer_state(model):
             [float(layer.params["q"][0]) for layer in layers])
 
 
+def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, seed):
+    """Every training setting in range, or a ValueError naming it and what is expected."""
+    def whole(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    problems = [
+        (not (whole(epochs) and epochs >= 1), f"epochs must be an integer >= 1, got {epochs!r}"),
+        (not (whole(batch_size) and batch_size >= 1),
+         f"batch_size must be an integer >= 1, got {batch_size!r}"),
+        (not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
+              and math.isfinite(lr) and lr > 0), f"lr must be a number > 0, got {lr!r}"),
+        (optimizer not in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}"),
+        (schedule not in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {schedule!r}"),
+        (not (whole(shift) and 0 <= shift <= MAX_SHIFT),
+         f"shift must be an integer from 0 to {MAX_SHIFT} (pixels), got {shift!r}"),
+        (not (whole(seed) and seed >= 0), f"seed must be an integer >= 0, got {seed!r}"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise ValueError(f"train: {message}")
+
+
+@contextmanager
+def _interrupts_deferred():
+    """Hold back Ctrl-C while the block runs, then deliver it.
+
+    The three files of a checkpoint must describe the same epoch; each is written atomically,
+    but a Ctrl-C between two of them would leave a model of epoch 5 beside a history of epoch 4.
+    Signal handlers can only be set from the main thread; elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
+def _write_checkpoint(folder, model, history, metadata, state, opt_state, finished):
+    """Model, history and (unless the run is finished) the resume state of one epoch."""
+    folder = Path(folder)
+    meta = dict(metadata or {}, epochs_done=len(history["epoch"]),
+                final_test_accuracy=history["val_acc"][-1])
+    with _interrupts_deferred():
+        if finished:
+            (folder / STATE_FILE).unlink(missing_ok=True)
+        else:
+            arrays = {f"optimizer/{k}": v for k, v in opt_state.items()}
+            arrays["__state__"] = np.array(json.dumps(state))
+            with atomic_write(folder / STATE_FILE) as f:
+                np.savez(f, **arrays)
+        model.save(folder / MODEL_FILE, metadata=meta)
+        save_history(history, folder / HISTORY_FILE)
+
+
+def read_resume_state(folder):
+    """(state dict, optimizer state dict, history) saved in a run's folder, or a ValueError."""
+    folder = Path(folder)
+    path = folder / STATE_FILE
+    if not path.is_file():
+        raise ValueError(f"{folder} holds no {STATE_FILE}: it is not an interrupted run "
+                         "(a finished run has none left; a new run needs no --resume)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            state = json.loads(str(npz["__state__"]))
+            opt_state = {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith("optimizer/")}
+        history = json.loads((folder / HISTORY_FILE).read_text())
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{folder}: cannot read the checkpoint ({type(err).__name__}: {err})") from None
+    if len(history.get("epoch", [])) != state.get("epoch"):
+        raise ValueError(f"{folder}: {HISTORY_FILE} has {len(history.get('epoch', []))} epochs but "
+                         f"{STATE_FILE} says {state.get('epoch')}; the checkpoint is inconsistent")
+    return state, opt_state, history
+
+
 def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_size=64, lr=0.01,
           optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, seed=0, progress=True,
-          save_path=None, callback=None, log=print):
+          save_path=None, callback=None, log=print, checkpoint_dir=None, metadata=None,
+          resume=False):
     """Train ``model`` with mini-batch gradient descent; returns the history.
 
     x_train: float32 (N, 1, H, W); y_train: int labels (N,); x_val, y_val likewise (optional,
@@ -204,20 +306,25 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     every batch left-right. seed drives the shuffling and the augmentation, so a run is
     reproducible. save_path: if given, the final model is saved there (atomically).
     callback: if given, ``callback(epoch, model, history)`` is called after every epoch.
+    checkpoint_dir: if given, after every epoch the model (with ``metadata`` plus epochs_done
+    and final_test_accuracy), the history and the resume state are written there.
+    resume: continue the run whose checkpoint is in ``checkpoint_dir`` (``model`` must hold
+    its weights, e.g. minisc.load of its model.npz); the settings must be the run's own.
 
     Returns a dict of per-epoch lists: epoch, train_loss, train_acc, val_loss, val_acc, lr,
     seconds (cumulative wall time), and p and q of every SCS layer (one entry per SCS layer,
     in model order, per epoch).
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"train: schedule must be one of {SCHEDULES}, got {schedule!r}")
+    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, seed)
     x_train = np.asarray(x_train)
-    y_train = np.asarray(y_train).astype(np.int64)
-    if x_train.ndim != 4 or len(x_train) != len(y_train):
-        raise ValueError(f"train: expected x_train (N, C, H, W) and y_train (N,), got {x_train.shape} "
-                         f"and {y_train.shape}")
+    if x_train.ndim != 4:
+        raise ValueError(f"train: expected x_train of shape (N, C, H, W), got {x_train.shape}")
+    # Labels must be integers: float labels would be truncated (3.7 -> class 3) without a word.
+    y_train = check_labels(y_train, len(x_train), "train (y_train)").astype(np.int64)
     if x_val is not None:
-        y_val = np.asarray(y_val).astype(np.int64)
+        y_val = check_labels(y_val, len(x_val), "train (y_val)").astype(np.int64)
+    if resume and checkpoint_dir is None:
+        raise ValueError("train: resume=True needs the checkpoint_dir of the run to continue")
     rng = np.random.default_rng(seed)
     loss_fn = SoftmaxCrossEntropy()
     opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
@@ -226,10 +333,23 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     warmup = min(steps_per_epoch, total_steps // 5)
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
                                "p", "q")}
-    start = time.perf_counter()
-    step = 0
+    step, first_epoch, seconds_before = 0, 1, 0.0
+    if resume:
+        # Pick up exactly where the checkpoint left off: the optimizer's memory, the step (the
+        # schedule's position) and the random stream (the next shuffles and shifts).
+        state, opt_state, history = read_resume_state(checkpoint_dir)
+        if state["optimizer"] != optimizer or state["epochs"] != epochs \
+                or state["steps_per_epoch"] != steps_per_epoch:
+            raise ValueError(f"train: {checkpoint_dir} was a run of {state['epochs']} epochs of "
+                             f"{state['steps_per_epoch']} steps with {state['optimizer']}; resume it "
+                             "with the same settings and data")
+        opt.load_state_dict(opt_state)
+        rng.bit_generator.state = state["rng"]
+        step, first_epoch = state["step"], state["epoch"] + 1
+        seconds_before = history["seconds"][-1] if history["seconds"] else 0.0
+    start = time.perf_counter() - seconds_before
     tqdm = _tqdm(progress)
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         order = rng.permutation(len(y_train))
         seen, loss_sum, correct = 0, 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch")
@@ -274,6 +394,11 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
         if val_acc is not None:
             msg += f"  test loss {val_loss:.4f}  test acc {val_acc:.4f}"
         log(msg + f"  ({history['seconds'][-1]:.0f} s)")
+        if checkpoint_dir is not None:
+            state = {"epoch": epoch, "step": step, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+                     "optimizer": optimizer, "rng": rng.bit_generator.state}
+            _write_checkpoint(checkpoint_dir, model, history, metadata, state, opt.state_dict(),
+                              finished=epoch == epochs)
         if callback is not None:
             callback(epoch, model, history)
     if save_path is not None:
@@ -300,45 +425,134 @@ def save_history(history, path):
 
 # --------------------------------------------------------------------------------------------
 # command line
-def main(argv=None):
-    parser = argparse.ArgumentParser(
+def shift_type(text):
+    value = non_negative_int(text)
+    if value > MAX_SHIFT:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SHIFT} (pixels), got {text}")
+    return value
+
+
+# The flags that set how a run trains. --resume takes them from the run itself, so giving one
+# with it is a contradiction, refused rather than silently ignored.
+_RUN_FLAGS = ("model", "data", "epochs", "lr", "batch_size", "schedule", "shift", "flip", "seed", "out",
+              "quick")
+
+
+def _parser():
+    parser = OneLineParser(
         prog="python -m minisc.train",
-        description="Train a minisc network on 28x28 digits or clothes, print its test accuracy and save it.")
-    parser.add_argument("--model", default="scs", choices=sorted(MODELS))
+        description="Train a minisc network on 28x28 digits or clothes, print its test accuracy and save it. "
+                    "After every epoch the model and history are saved in --out; Ctrl-C stops cleanly and "
+                    "--resume continues the run.")
+    parser.add_argument("--model", default=None, choices=sorted(MODELS), help="default: scs")
     parser.add_argument("--data", default=None, choices=["sample", "mnist", "fashion-mnist", "auto"],
                         help="default: the model's recipe (minisc.models.RECIPES)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
-    parser.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None, help="default: the model's recipe")
+    parser.add_argument("--lr", type=positive_float, default=None, help="(peak) learning rate")
+    parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument("--schedule", default=None, choices=SCHEDULES)
-    parser.add_argument("--shift", type=int, default=None, help="random shift augmentation, pixels")
+    parser.add_argument("--shift", type=shift_type, default=None, help="random shift augmentation, pixels")
     parser.add_argument("--flip", default=None, action=argparse.BooleanOptionalAction,
                         help="random left-right flips (clothes only: digits are not symmetric)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/latest", help="folder for model.npz and history.json")
-    parser.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: a smoke test")
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="default: 0")
+    parser.add_argument("--out", default=None, help="folder for model.npz and history.json (default: runs/latest)")
+    parser.add_argument("--quick", action="store_true", default=None,
+                        help="tiny data and (unless --epochs says otherwise) 1 epoch: a smoke test")
+    parser.add_argument("--resume", metavar="DIR", default=None,
+                        help="continue the interrupted run saved in DIR, with its own settings")
+    parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                        help="deadline for downloading one data file from one mirror")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
 
-    settings = dict(RECIPES[args.model])
-    for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    if args.quick:
-        settings["epochs"] = 1
-    data = load_dataset(settings.pop("data"), quick=args.quick)
-    model = build_model(args.model, rng=args.seed)
+
+def _check_out(parser, out):
+    """--out must be a folder we can write in, or not exist yet (it is then created)."""
+    if out.exists() and not out.is_dir():
+        parser.error(f"argument --out: {out} is a file; expected a folder for model.npz and history.json "
+                     "(an existing one, or a new name)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        parser.error(f"argument --out: cannot create the folder {out} ({err.strerror or err})")
+    if not os.access(out, os.W_OK | os.X_OK):
+        parser.error(f"argument --out: the folder {out} is not writable; expected a folder you can write in")
+
+
+def _plan(parser, args):
+    """(model name, data, quick, seed, settings, out, resuming) for this invocation, all checked."""
+    if args.resume is None:
+        name = args.model or "scs"
+        settings = dict(RECIPES[name])
+        for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip"):
+            if getattr(args, key) is not None:
+                settings[key] = getattr(args, key)
+        if args.quick and args.epochs is None:
+            settings["epochs"] = 1
+        out = Path(args.out or "runs/latest")
+        _check_out(parser, out)
+        return name, settings.pop("data"), bool(args.quick), args.seed or 0, settings, out, False
+    given = [f"--{k.replace('_', '-')}" for k in _RUN_FLAGS if getattr(args, k) is not None]
+    if given:
+        parser.error(f"argument --resume: continues a run with its own settings; drop {', '.join(given)}")
+    out = Path(args.resume)
+    if not (out / MODEL_FILE).is_file() or not (out / STATE_FILE).is_file():
+        what = "a finished run (nothing left to do)" if (out / MODEL_FILE).is_file() else "not a run's folder"
+        parser.error(f"argument --resume: {out} is {what}; expected the folder of an interrupted run, "
+                     f"holding {MODEL_FILE} and {STATE_FILE}")
+    try:
+        meta = load_model(out / MODEL_FILE).metadata
+        name, data, quick, seed, settings = (meta[k] for k in ("model", "data", "quick", "seed", "settings"))
+    except (ValueError, KeyError) as err:
+        parser.error(f"argument --resume: cannot continue {out}: {err}")
+    return name, data, quick, seed, settings, out, True
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    name, data_name, quick, seed, settings, out, resuming = _plan(parser, args)
+    finished = []                       # epochs completed (and checkpointed) by this invocation
+    done = load_model(out / MODEL_FILE).metadata["epochs_done"] if resuming else 0
+    try:
+        return _run(args, name, data_name, quick, seed, settings, out, resuming, done, finished)
+    except KeyboardInterrupt:
+        last = finished[-1] if finished else done
+        if last:
+            print(f"\nstopped by Ctrl-C; the checkpoint after epoch {last} of {settings['epochs']} is in "
+                  f"{out}/ ({MODEL_FILE}, {HISTORY_FILE}); continue with: python -m minisc.train "
+                  f"--resume {out}", file=sys.stderr)
+        else:
+            print(f"\nstopped by Ctrl-C before the first epoch was done; nothing was written to {out}/",
+                  file=sys.stderr)
+        return 130                      # the usual exit status after Ctrl-C
+
+
+def _run(args, name, data_name, quick, seed, settings, out, resuming, done, finished):
+    try:
+        data = load_dataset(data_name, quick=quick, timeout=args.timeout)
+    except (mdata.DownloadError, mdata.CorruptDataError, OSError) as err:
+        print(f"error: cannot load the data: {err}", file=sys.stderr)
+        return 1
+    if resuming:
+        model = load_model(out / MODEL_FILE)
+        print(f"resuming {out} after epoch {done} of {settings['epochs']}")
+    else:
+        model = build_model(name, rng=seed)
+        if (out / STATE_FILE).exists():
+            print(f"note: {out} holds an interrupted run; this new run replaces it once its first epoch is "
+                  f"done (to continue that one instead: python -m minisc.train --resume {out})")
     print(model.summary())
-    print(f"training: {settings}, seed {args.seed}")
-    out = Path(args.out)
+    print(f"training: {settings}, seed {seed}")
+    metadata = {"model": name, "data": data_name, "epochs": settings["epochs"], "quick": quick,
+                "seed": seed, "settings": settings}
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
-                    seed=args.seed, progress=not args.no_progress, save_path=out / "model.npz",
-                    **settings)
-    save_history(history, out / "history.json")
+                    seed=seed, progress=not args.no_progress, checkpoint_dir=out, metadata=metadata,
+                    resume=resuming, callback=lambda epoch, *_: finished.append(epoch), **settings)
     print(f"test accuracy: {history['val_acc'][-1]:.4f} on {len(data['y_test']):,} held-out images "
           f"({data['description']}); training took {history['seconds'][-1]:.0f} s")
-    print(f"saved model:   {out / 'model.npz'}  (minisc.load it)")
-    print(f"saved history: {out / 'history.json'}")
+    print(f"saved model:   {out / MODEL_FILE}  (minisc.load it)")
+    print(f"saved history: {out / HISTORY_FILE}")
     return 0
 
 
