@@ -78,6 +78,11 @@ def test_train_cli_quick_writes_a_loadable_model(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["val_acc"]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["history.json", "model.npz"]
+    # The model remembers how it was trained.
+    meta = model.metadata
+    assert (meta["model"], meta["data"], meta["epochs"], meta["epochs_done"], meta["quick"], meta["seed"]) == \
+        ("scs-tiny", "sample", 1, 1, True, 0)
+    assert meta["settings"]["lr"] == 0.03 and meta["final_test_accuracy"] == history["val_acc"][-1]
 
 
 def test_nan_loss_stops_training_with_a_clear_message():

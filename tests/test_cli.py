@@ -1,0 +1,137 @@
+"""The training command line checks everything before it works, and Ctrl-C loses nothing.
+
+Bad input costs one line on stderr (what was wrong, what is expected), exit status 2 and no
+traceback, before any data is loaded or any file written. Most cases run main() in-process
+(cheap); one runs the real command to see exactly what a learner sees.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minisc
+from minisc import train as mtrain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _refused(capsys, argv):
+    """Run main(argv), expect a usage error; return its one line."""
+    with pytest.raises(SystemExit) as info:
+        mtrain.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("python -m minisc.train: error: ")
+    return err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if main() gets as far as loading data."""
+    def boom(*args, **kwargs):
+        raise AssertionError("main() started work before refusing its arguments")
+    monkeypatch.setattr(mtrain, "load_dataset", boom)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
+    (["--epochs", "-1"], "argument --epochs: expected an integer >= 1, got -1"),
+    (["--epochs", "two"], "argument --epochs: expected an integer >= 1, got 'two'"),
+    (["--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got 0"),
+    (["--lr", "0"], "argument --lr: expected a number > 0, got 0"),
+    (["--lr", "-0.1"], "argument --lr: expected a number > 0, got -0.1"),
+    (["--lr", "nan"], "argument --lr: expected a number > 0, got 'nan'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    (["--shift", "-2"], "argument --shift: expected an integer >= 0, got -2"),
+    (["--shift", "40"], "argument --shift: expected an integer from 0 to 27 (pixels), got 40"),
+    (["--timeout", "0"], "argument --timeout: expected a number > 0, got 0"),
+])
+def test_bad_numbers_are_refused_in_one_line(capsys, no_work, tmp_path, argv, expected):
+    err = _refused(capsys, [*argv, "--out", str(tmp_path / "run")])
+    assert expected in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_naming_a_file_is_refused_before_training(capsys, no_work, tmp_path):
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"precious")
+    err = _refused(capsys, ["--out", str(target)])
+    assert f"argument --out: {target} is a file; expected a folder" in err
+    assert target.read_bytes() == b"precious"
+
+
+def test_a_previous_run_survives_a_refused_one(capsys, no_work, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.npz").write_bytes(b"trained for an hour")
+    (run / "history.json").write_text("{}")
+    for argv in (["--epochs", "0"], ["--epochs", "-1"], ["--batch-size", "0"]):
+        _refused(capsys, [*argv, "--out", str(run)])
+    assert (run / "model.npz").read_bytes() == b"trained for an hour"
+    assert (run / "history.json").read_text() == "{}"
+
+
+def test_resume_refuses_what_it_cannot_continue(capsys, no_work, tmp_path):
+    err = _refused(capsys, ["--resume", str(tmp_path)])
+    assert "is not a run's folder; expected the folder of an interrupted run" in err
+    err = _refused(capsys, ["--resume", str(tmp_path), "--epochs", "5"])
+    assert "continues a run with its own settings; drop --epochs" in err
+    minisc.Sequential([minisc.Flatten()]).save(tmp_path / "model.npz")
+    err = _refused(capsys, ["--resume", str(tmp_path)])
+    assert "is a finished run (nothing left to do)" in err
+
+
+def test_the_real_command_prints_one_line_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "minisc.train", "--batch-size", "0", "--out", str(tmp_path / "r")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("python -m minisc.train: error: argument --batch-size: expected an integer >= 1, "
+                                   "got 0 (see python -m minisc.train --help)")
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes_the_run(tmp_path):
+    """A real SIGINT during epoch 2 of a real run, then --resume."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "minisc.train", "--model", "scs-tiny", "--quick", "--epochs", "2",
+           "--no-progress", "--out", str(run)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "resume_state.npz").exists():          # the checkpoint of epoch 1
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if proc.returncode == 0:
+        pytest.skip("the run finished its last epoch before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"stopped by Ctrl-C; the checkpoint after epoch 1 of 2 is in {run}/ (model.npz, history.json); "
+        f"continue with: python -m minisc.train --resume {run}"]
+    assert minisc.load(run / "model.npz").metadata["epochs_done"] == 1
+    assert len(json.loads((run / "history.json").read_text())["epoch"]) == 1
+
+    assert mtrain.main(["--resume", str(run), "--no-progress"]) == 0
+    model = minisc.load(run / "model.npz")
+    meta = model.metadata
+    assert set(meta) == {"model", "data", "epochs", "epochs_done", "quick", "seed", "settings",
+                         "final_test_accuracy"}
+    assert (meta["model"], meta["data"], meta["epochs"], meta["epochs_done"], meta["quick"], meta["seed"]) == \
+        ("scs-tiny", "sample", 2, 2, True, 0)
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and meta["final_test_accuracy"] == history["val_acc"][-1]
+    assert sorted(p.name for p in run.iterdir()) == ["history.json", "model.npz"]
+    assert np.isfinite(model.forward(np.zeros((1, 1, 28, 28), np.float32))).all()
