@@ -711,7 +711,8 @@ def load_mnist(
     root : folder, optional
         Where the files are looked for and downloaded to. Default: ``$MINISC_DATA/mnist/`` if
         the environment variable ``MINISC_DATA`` is set, else ``datasets/mnist/`` in the
-        checkout. Files may be compressed (``t10k-images-idx3-ubyte.gz``) or not
+        checkout, or ``~/.cache/minisc/mnist/`` for an installed minisc (see
+        :func:`default_root`). Files may be compressed (``t10k-images-idx3-ubyte.gz``) or not
         (``t10k-images-idx3-ubyte``).
     download : bool
         Fetch missing files from ``mirrors``. If False, a missing file raises
@@ -762,7 +763,8 @@ def load_fashion_mnist(
     """Load Fashion-MNIST (Zalando Research): 60,000 training or 10,000 test images.
 
     Same parameters, results and errors as :func:`load_mnist`, with these differences:
-    the default folder is ``$MINISC_DATA/fashion-mnist/`` or ``datasets/fashion-mnist/``; when
+    the default folder is ``$MINISC_DATA/fashion-mnist/``, ``datasets/fashion-mnist/`` or
+    ``~/.cache/minisc/fashion-mnist/`` (see :func:`default_root`); when
     ``root`` is not given, Debian's ``/usr/share/datasets/fashion-mnist/`` (from
     ``apt-get install dataset-fashion-mnist``) is searched as well; and the default mirrors are
     :data:`MIRRORS` ``["fashion-mnist"]``. Label ``k`` means
