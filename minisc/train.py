@@ -261,16 +261,15 @@ def _write_checkpoint(folder, model, history, metadata, state, opt_state, finish
     folder = Path(folder)
     meta = dict(metadata or {}, epochs_done=len(history["epoch"]),
                 final_test_accuracy=history["val_acc"][-1])
-    with _interrupts_deferred():
-        if finished:
-            (folder / STATE_FILE).unlink(missing_ok=True)
-        else:
-            arrays = {f"optimizer/{k}": v for k, v in opt_state.items()}
-            arrays["__state__"] = np.array(json.dumps(state))
-            with atomic_write(folder / STATE_FILE) as f:
-                np.savez(f, **arrays)
-        model.save(folder / MODEL_FILE, metadata=meta)
-        save_history(history, folder / HISTORY_FILE)
+    if finished:
+        (folder / STATE_FILE).unlink(missing_ok=True)
+    else:
+        arrays = {f"optimizer/{k}": v for k, v in opt_state.items()}
+        arrays["__state__"] = np.array(json.dumps(state))
+        with atomic_write(folder / STATE_FILE) as f:
+            np.savez(f, **arrays)
+    model.save(folder / MODEL_FILE, metadata=meta)
+    save_history(history, folder / HISTORY_FILE)
 
 
 def read_resume_state(folder):
@@ -348,59 +347,68 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
         step, first_epoch = state["step"], state["epoch"] + 1
         seconds_before = history["seconds"][-1] if history["seconds"] else 0.0
     start = time.perf_counter() - seconds_before
-    tqdm = _tqdm(progress)
-    for epoch in range(first_epoch, epochs + 1):
-        order = rng.permutation(len(y_train))
-        seen, loss_sum, correct = 0, 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch")
-        for b in bar:
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            xb = random_shift(x_train[idx], shift, rng)
-            if flip:
-                xb = random_flip(xb, rng)
-            yb = y_train[idx]
-            if schedule == "one-cycle":
-                opt.lr, beta1 = one_cycle_at(step, total_steps, lr)
-                if isinstance(opt, Adam):
-                    opt.betas = (beta1, opt.betas[1])
-            else:
-                opt.lr = lr_at(step, total_steps, warmup, lr)
-            logits = model.forward(xb)
-            loss = loss_fn.forward(logits, yb)
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"train: the loss became {loss} at epoch {epoch}, step {b} (learning rate "
-                    f"{opt.lr:.3g}); try a smaller lr")
-            model.backward(loss_fn.backward())
-            opt.step()
-            step += 1
-            seen += len(yb)
-            loss_sum += loss * len(yb)
-            correct += int(np.sum(np.argmax(logits, axis=1) == yb))
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        val_loss, val_acc = evaluate(model, x_val, y_val) if x_val is not None else (None, None)
-        history["epoch"].append(epoch)
-        history["train_loss"].append(loss_sum / seen)
-        history["train_acc"].append(correct / seen)
-        history["val_loss"].append(val_loss)
-        history["val_acc"].append(val_acc)
-        history["lr"].append(opt.lr)
-        history["seconds"].append(time.perf_counter() - start)
-        p_now, q_now = scs_layer_state(model)
-        history["p"].append(p_now)
-        history["q"].append(q_now)
-        msg = (f"epoch {epoch:3d}/{epochs}  loss {loss_sum / seen:.4f}  train acc {correct / seen:.4f}")
-        if val_acc is not None:
-            msg += f"  test loss {val_loss:.4f}  test acc {val_acc:.4f}"
-        log(msg + f"  ({history['seconds'][-1]:.0f} s)")
-        if checkpoint_dir is not None:
-            state = {"epoch": epoch, "step": step, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
-                     "optimizer": optimizer, "rng": rng.bit_generator.state}
-            _write_checkpoint(checkpoint_dir, model, history, metadata, state, opt.state_dict(),
-                              finished=epoch == epochs)
-        if callback is not None:
-            callback(epoch, model, history)
+    saved_epoch = None           # the last epoch whose checkpoint this call has written
+    try:
+        tqdm = _tqdm(progress)
+        for epoch in range(first_epoch, epochs + 1):
+            order = rng.permutation(len(y_train))
+            seen, loss_sum, correct = 0, 0.0, 0
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch")
+            for b in bar:
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb = random_shift(x_train[idx], shift, rng)
+                if flip:
+                    xb = random_flip(xb, rng)
+                yb = y_train[idx]
+                if schedule == "one-cycle":
+                    opt.lr, beta1 = one_cycle_at(step, total_steps, lr)
+                    if isinstance(opt, Adam):
+                        opt.betas = (beta1, opt.betas[1])
+                else:
+                    opt.lr = lr_at(step, total_steps, warmup, lr)
+                logits = model.forward(xb)
+                loss = loss_fn.forward(logits, yb)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"train: the loss became {loss} at epoch {epoch}, step {b} (learning rate "
+                        f"{opt.lr:.3g}); try a smaller lr")
+                model.backward(loss_fn.backward())
+                opt.step()
+                step += 1
+                seen += len(yb)
+                loss_sum += loss * len(yb)
+                correct += int(np.sum(np.argmax(logits, axis=1) == yb))
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            val_loss, val_acc = evaluate(model, x_val, y_val) if x_val is not None else (None, None)
+            history["epoch"].append(epoch)
+            history["train_loss"].append(loss_sum / seen)
+            history["train_acc"].append(correct / seen)
+            history["val_loss"].append(val_loss)
+            history["val_acc"].append(val_acc)
+            history["lr"].append(opt.lr)
+            history["seconds"].append(time.perf_counter() - start)
+            p_now, q_now = scs_layer_state(model)
+            history["p"].append(p_now)
+            history["q"].append(q_now)
+            msg = (f"epoch {epoch:3d}/{epochs}  loss {loss_sum / seen:.4f}  train acc {correct / seen:.4f}")
+            if val_acc is not None:
+                msg += f"  test loss {val_loss:.4f}  test acc {val_acc:.4f}"
+            log(msg + f"  ({history['seconds'][-1]:.0f} s)")
+            if checkpoint_dir is not None:
+                state = {"epoch": epoch, "step": step, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+                         "optimizer": optimizer, "rng": rng.bit_generator.state}
+                # A Ctrl-C while the files are written waits until all of them describe this epoch.
+                with _interrupts_deferred():
+                    _write_checkpoint(checkpoint_dir, model, history, metadata, state, opt.state_dict(),
+                                      finished=epoch == epochs)
+                    saved_epoch = epoch
+            if callback is not None:
+                callback(epoch, model, history)
+    except KeyboardInterrupt as stop:
+        # Tell the caller which epoch the checkpoint folder holds now, for its message.
+        stop.checkpoint_epoch = saved_epoch
+        raise
     if save_path is not None:
         model.save(save_path)
     return history
@@ -512,13 +520,15 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     name, data_name, quick, seed, settings, out, resuming = _plan(parser, args)
-    finished = []                       # epochs completed (and checkpointed) by this invocation
     done = load_model(out / MODEL_FILE).metadata["epochs_done"] if resuming else 0
     try:
-        return _run(args, name, data_name, quick, seed, settings, out, resuming, done, finished)
-    except KeyboardInterrupt:
-        last = finished[-1] if finished else done
-        if last:
+        return _run(args, name, data_name, quick, seed, settings, out, resuming, done)
+    except KeyboardInterrupt as stop:
+        last = getattr(stop, "checkpoint_epoch", None) or done
+        if last == settings["epochs"]:
+            print(f"\nstopped by Ctrl-C after the last epoch was saved: the finished run is in {out}/",
+                  file=sys.stderr)
+        elif last:
             print(f"\nstopped by Ctrl-C; the checkpoint after epoch {last} of {settings['epochs']} is in "
                   f"{out}/ ({MODEL_FILE}, {HISTORY_FILE}); continue with: python -m minisc.train "
                   f"--resume {out}", file=sys.stderr)
@@ -528,7 +538,7 @@ def main(argv=None):
         return 130                      # the usual exit status after Ctrl-C
 
 
-def _run(args, name, data_name, quick, seed, settings, out, resuming, done, finished):
+def _run(args, name, data_name, quick, seed, settings, out, resuming, done):
     try:
         data = load_dataset(data_name, quick=quick, timeout=args.timeout)
     except (mdata.DownloadError, mdata.CorruptDataError, OSError) as err:
@@ -548,7 +558,7 @@ def _run(args, name, data_name, quick, seed, settings, out, resuming, done, fini
                 "seed": seed, "settings": settings}
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                     seed=seed, progress=not args.no_progress, checkpoint_dir=out, metadata=metadata,
-                    resume=resuming, callback=lambda epoch, *_: finished.append(epoch), **settings)
+                    resume=resuming, **settings)
     print(f"test accuracy: {history['val_acc'][-1]:.4f} on {len(data['y_test']):,} held-out images "
           f"({data['description']}); training took {history['seconds'][-1]:.0f} s")
     print(f"saved model:   {out / MODEL_FILE}  (minisc.load it)")

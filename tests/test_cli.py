@@ -114,7 +114,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes_the_run(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    if proc.returncode == 0:
+    if proc.returncode == 0 or "after the last epoch was saved" in err:
         pytest.skip("the run finished its last epoch before the interrupt arrived")
     assert proc.returncode == 130, err
     assert "Traceback" not in err
