@@ -86,7 +86,10 @@ def run(name, args, data, out):
                   held_out=data["held_out"], final_accuracy=final, target=target,
                   epoch_seconds=epoch_seconds, history=history)
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
-    model.save(stem.with_suffix(".npz"))
+    command = "python benchmarks/records.py " + " ".join(sys.argv[1:])
+    model.save(stem.with_suffix(".npz"), metadata=dict(
+        model=name, data=data_name, seed=args.seed, recipe=recipe, held_out=data["held_out"],
+        final_accuracy=final, epochs_done=len(history["epoch"]), quick=args.quick, command=command))
     plot(record, stem.with_suffix(".png"))
     print(f"wrote {stem}.json, .npz and .png", flush=True)
     return record

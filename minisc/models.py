@@ -193,7 +193,7 @@ RECIPES = {
     "convnet": dict(_SAMPLE, epochs=30, lr=0.002),
     "reference": dict(_SAMPLE, epochs=30, lr=0.01),
     "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=40, flip=True),
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=40, flip=True),
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
