@@ -149,8 +149,12 @@ class Adam(Optimizer):
 
         m <- b1 * m + (1 - b1) * grad              running mean of gradients
         v <- b2 * v + (1 - b2) * grad**2           running mean of squared gradients
-        param <- param - lr * m_hat / (sqrt(v_hat) + eps),
-        with the bias corrections m_hat = m / (1 - b1**t), v_hat = v / (1 - b2**t).
+        param <- param - lr_t * m / (sqrt(v) + eps),   lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)
+
+    That is the paper's "efficient version" (end of its section 2): the bias corrections
+    m_hat = m / (1 - b1**t) and v_hat = v / (1 - b2**t) folded into one step size, so the update
+    equals lr * m_hat / (sqrt(v_hat) + eps_t) with eps_t = eps / sqrt(1 - b2**t). eps only
+    matters where v is ~0.
     """
 
     def __init__(self, model, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
