@@ -32,6 +32,7 @@ The API, kept small on purpose:
     try_this(*ideas)           print the "Try this" list that ends a lesson
     rng(seed=0)                a seeded numpy Generator
     load_digits(...)           float32 digits for a network, from the embedded sample or MNIST
+    evaluate(model, x, y)      (loss, accuracy), in inference mode when the model has one
 """
 
 import argparse
@@ -315,3 +316,18 @@ def load_digits(n_train=None, n_val=None, *, full=None, standardize=False, seed=
             print("Full MNIST (60,000 + 10,000 digits): python -m minisc.data download mnist, "
                   "then add --full.")
     return x_train, y_train, x_val, y_val
+
+
+def evaluate(model, x, y):
+    """(mean cross-entropy loss, accuracy) of ``model`` on x, y: minisc.train.evaluate, run in
+    inference mode (``model.eval()``, which keeps no backward caches) when the model has it,
+    and switched back to training mode afterwards."""
+    from minisc.train import evaluate as _evaluate
+
+    if hasattr(model, "eval") and hasattr(model, "train"):
+        model.eval()
+        try:
+            return _evaluate(model, x, y)
+        finally:
+            model.train()
+    return _evaluate(model, x, y)
