@@ -15,7 +15,7 @@
 # - how to check any gradient numerically (central differences), and `minisc.gradcheck`,
 #   with the one threshold that says "this gradient is right";
 # - why eps sits inside the square root: without it, a blank patch gives 0 * inf = NaN;
-# - why |c| is clamped before the power when p < 1, and what the layer does there.
+# - why the layer needs a rule for c = 0 when p < 1, and what it does there.
 #
 #     python lessons/04_backward_pass.py            # a few seconds
 #     python lessons/04_backward_pass.py --quick
@@ -293,11 +293,11 @@ def input_grad(image, kernel, p, q, eps):
     root_s = np.sqrt(np.sum(s * s, axis=1) + eps)                  # (576,)
     norm_s, norm_w = root_s + q, np.sqrt(w @ w + eps)
     c = s @ w / (norm_s * norm_w)                                  # (576,)
-    dL_dc = p * np.maximum(np.abs(c), 1e-30) ** (p - 1)            # dL_dy = 1; clamped (step 7)
+    dL_dc = p * np.maximum(np.abs(c), 1e-30) ** (p - 1)            # dL_dy = 1; a floor on |c| (step 7)
     dL_ddot = dL_dc / (norm_s * norm_w)
     dL_dnorm_s = dL_dc * (-c / norm_s)
     dL_ds = dL_ddot[:, None] * w + (dL_dnorm_s / root_s)[:, None] * s
-    return col2im(dL_ds, (1, 28, 28, 1), 5, 5, 1)[0, :, :, 0]     # (28, 28)
+    return col2im(dL_ds[None], (1, 28, 28, 1), 5, 5, 1)[0, :, :, 0]   # (28, 28); [None]: one group
 
 
 kernel = _lesson.rng(1).standard_normal((5, 5))
@@ -322,14 +322,14 @@ _lesson.save(fig, "nan_without_eps", out)
 # weight is nan. minisc puts eps inside both square roots; q alone would not help, because it
 # sits outside the root.
 #
-# ## 7. Why |c| is clamped when p < 1, and what the layer does there
+# ## 7. c = 0 and p < 1: what the layer does there
 #
 # A blank patch gives c = 0 exactly (s . w = 0, whatever q is). For p < 1 the curve |c|^p is
 # vertical at c = 0 (lesson 2's p = 0.5 curve): the formula dy_dc = p |c|^(p-1) is infinite
 # there, and dy_dp = y ln|c| = 0 * -inf = nan.
 
 # %%
-_lesson.section("7. Why |c| is clamped when p < 1, and what the layer does there")
+_lesson.section("7. c = 0 and p < 1: what the layer does there")
 p_small = 0.5
 print(f"p = {p_small}, c = 0, the formulas as written:")
 with np.errstate(divide="ignore", invalid="ignore"):
@@ -338,13 +338,16 @@ with np.errstate(divide="ignore", invalid="ignore"):
           f"   dy_dp = y ln|c| = {(np.abs(c0) ** p_small) * np.log(np.abs(c0))}")
 
 # %% [markdown]
-# The layer never evaluates them at c = 0. It clamps |c| to a tiny floor, TINY = 1e-30, before
-# the power and the log (a = max(|c|, TINY)), and where the clamp acts:
+# The layer never evaluates them at c = 0. It treats every cosine with |c| <= TINY = 1e-30
+# (`minisc.layers.scs.TINY`) as exactly 0, and there:
 #
-# - y = sign(c) a^p, which is **0** at c = 0 (sign(0) = 0);
-# - dy_dc is set to **0**: y does not move with c there (the true slope is infinite, and no
-#   finite number would be "right");
-# - dy_dp = y ln a = 0 * ln(1e-30) = **0**, finite.
+# - y = **0** (a blank patch scores nothing);
+# - dy_dc = **0**: for p > 1 that is the true slope at c = 0; for p <= 1 the true slope is
+#   infinite, no finite number would be "right", and 0 (y does not move) is the usual choice
+#   of SCS implementations;
+# - dy_dp = y ln|c| = **0**, finite.
+#
+# No real image gives 0 < |c| <= 1e-30, so the rule only ever acts on exact zeros.
 #
 # The layer itself, on one blank 5x5 patch and on a whole digit with plenty of blank
 # background, p = 0.5:

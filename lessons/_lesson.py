@@ -324,10 +324,12 @@ def evaluate(model, x, y):
     and switched back to training mode afterwards."""
     from minisc.train import evaluate as _evaluate
 
-    if hasattr(model, "eval") and hasattr(model, "train"):
-        model.eval()
-        try:
-            return _evaluate(model, x, y)
-        finally:
-            model.train()
-    return _evaluate(model, x, y)
+    switches = [model] if hasattr(model, "eval") else list(getattr(model, "layers", []))
+    switches = [m for m in switches if hasattr(m, "eval") and hasattr(m, "train")]
+    for m in switches:
+        m.eval()
+    try:
+        return _evaluate(model, x, y)
+    finally:
+        for m in switches:
+            m.train()
