@@ -230,7 +230,7 @@ full = SharpCosSim2D(12, 16, 3)
 print(f"\nFor comparison, one full SharpCosSim2D(12 -> 16, 3x3) alone has {full.n_params:,} "
       f"parameters;\nDepthwiseSCS2D(12, 3x3) + SharpCosSim2D(12 -> 16, 1x1) has "
       f"{DepthwiseSCS2D(12, 3).n_params + SharpCosSim2D(12, 16, 1).n_params:,}.")
-data = load_dataset("sample", quick=QUICK)
+data = _lesson.thin(load_dataset("sample", quick=QUICK), 2)
 epochs = 1 if QUICK else 25
 history = train(net, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                 epochs=epochs, lr=0.02, batch_size=64, shift=2, seed=0)
