@@ -51,7 +51,8 @@ BLANK_MARK = "# ---- YOUR CODE HERE ----"
 def _still_blank(name):
     """True when every blank of exercise ``name`` still raises its NotImplementedError."""
     text = (EXERCISES / f"{name}.py").read_text(encoding="utf-8")
-    return text.count(BLANK_MARK) >= 1 and text.count(f'raise NotImplementedError("{name[:4]}:') == text.count(BLANK_MARK)
+    blanks = text.count(BLANK_MARK)
+    return blanks >= 1 and text.count(f'raise NotImplementedError("{name[:4]}:') == blanks
 
 
 def _run_exercise_tests(report_dir, solutions):
