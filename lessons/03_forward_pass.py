@@ -29,7 +29,7 @@ from matplotlib.patches import Rectangle
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minisc import SharpCosSim2D, data, reference, viz
-from minisc.layers.windows import box_sum, pad_nhwc, patch_matrix, windows
+from minisc.layers.windows import box_sum, pad_channel_major, patch_matrix, windows
 
 out = _lesson.start("03_forward_pass")
 
@@ -68,40 +68,46 @@ fig.axes[0].add_patch(Rectangle((2 - 0.5, 1 - 0.5), 3, 3, fill=False, ec="black"
 _lesson.save(fig, "windows_of_a_tiny_image", out)
 
 # %% [markdown]
-# ## 2. minisc's windows: channels last, batch first
+# ## 2. minisc's windows: channel-major, (C, N, H, W)
 #
-# minisc layers take (N, C, H, W). Inside, the channel axis goes last, (N, H, W, C), so that
-# one window is kh * kw runs of C neighbouring numbers (see `minisc/layers/windows.py`). The
-# same trick with two more axes. With stride 2, stepping to the next window jumps two rows or
-# two columns: the strides of axes i and j double, those of a and b do not.
+# minisc layers take (N, C, H, W). Inside, the window code puts the channel axis first of all,
+# (C, N, H, W), "channel-major": every channel of the whole batch is one contiguous block of
+# pixels (see `minisc/layers/windows.py`). `windows` is the same trick with more axes:
+# (channel, kernel row a, kernel column b, image n, window row i, window column j). With
+# stride 2, stepping to the next window jumps two rows or two columns: the strides of axes i
+# and j double, those of a and b do not.
 
 # %%
-_lesson.section("2. minisc's windows: channels last, batch first")
-xp = pad_nhwc(x.reshape(1, 1, 5, 5).transpose(0, 2, 3, 1), padding=0)     # (N, H, W, C)
-print(f"xp = the image as (N, H, W, C): shape {xp.shape}, strides {xp.strides}")
+_lesson.section("2. minisc's windows: channel-major, (C, N, H, W)")
+xp = pad_channel_major(x.reshape(1, 1, 5, 5), padding=0)                  # (C, N, H, W)
+print(f"xp = the image as (C, N, H, W): shape {xp.shape}, strides {xp.strides}")
 print("    (an axis of length 1 is never stepped along, so its stride is never used)")
 win = windows(xp, 3, 3, stride=1)
 print(f"windows(xp, 3, 3, stride=1): shape {win.shape}, strides {win.strides}")
-print(f"    axes (n, i, j, a, b, c); shares memory with x: {np.shares_memory(win, x)}")
+print(f"    axes (c, a, b, n, i, j); shares memory with x: {np.shares_memory(win, x)}")
 win2 = windows(xp, 3, 3, stride=2)
 print(f"windows(xp, 3, 3, stride=2): shape {win2.shape}, strides {win2.strides}")
 
 # %% [markdown]
-# ## 3. The patch matrix: one row per window (this one is a copy)
+# ## 3. The patch matrix: one column per window (this one is a copy)
 #
-# Row m is window m, read row by row (window (0, 0) first, then (0, 1), ...). Windows
-# overlap, so NumPy has to copy to lay them out as rows: for a 28x28 digit and 5x5 kernels
-# it is 576 rows of 25, 18 times the image. In exchange, scoring every window against every
-# kernel becomes one matrix product, which NumPy hands to a fast BLAS library. (This layout
-# is often called im2col.)
+# `patch_matrix` lays the windows out as a matrix: one *row* per window element (channel,
+# kernel row, kernel column: the order of a kernel's weights) and one *column* per window
+# position, column m being window m read row by row. Windows overlap, so NumPy has to copy:
+# for a 28x28 digit and 5x5 kernels it is 25 rows of 576, 18 times the image. In exchange,
+# scoring every window against every kernel becomes one matrix product, `kernels @ patches`,
+# which NumPy hands to a fast BLAS library. (This layout is often called im2col.) The result
+# has a leading group axis (lesson 10), of length 1 here. Below we work with its transpose,
+# `s`, one row per window, like lesson 2's patches.
 
 # %%
-_lesson.section("3. The patch matrix: one row per window (this one is a copy)")
-cols = patch_matrix(xp, 3, 3, stride=1)                  # (N * H_out * W_out, kh * kw * C)
-print(f"cols = patch_matrix(xp, 3, 3, 1): shape {cols.shape}, "
-      f"shares memory with x: {np.shares_memory(cols, x)}")
-print(cols.astype(int))
-print(f"{cols.size} numbers for an image of {x.size}")
+_lesson.section("3. The patch matrix: one column per window (this one is a copy)")
+patches = patch_matrix(xp, 3, 3, stride=1)              # (G, kh * kw * C, N * H_out * W_out)
+print(f"patch_matrix(xp, 3, 3, 1): shape {patches.shape}, "
+      f"shares memory with x: {np.shares_memory(patches, x)}")
+print(patches[0].astype(int))
+print(f"{patches.size} numbers for an image of {x.size}")
+s = patches[0].T                                        # (M, D): one row per window
 
 # %% [markdown]
 # ## 4. Norms, cosine and power, by hand
@@ -119,8 +125,8 @@ kernel = np.array([[-1.0, -1.0, 0.0],       # a diagonal edge: dark top-left, br
 p, q, eps = 2.0, 0.1, 1e-12
 w_row = kernel.reshape(-1)                              # (9,) the kernel as one row
 
-dot = cols @ w_row                                      # (9,)  s . w for every window
-norm_s = np.sqrt(np.sum(cols * cols, axis=1) + eps) + q  # (9,)  |s| + q
+dot = s @ w_row                                         # (9,)  s . w for every window
+norm_s = np.sqrt(np.sum(s * s, axis=1) + eps) + q        # (9,)  |s| + q
 norm_w = np.sqrt(w_row @ w_row + eps)                   # ()    |w|
 c = dot / (norm_s * norm_w)                             # (9,)  the cosines, |c| < 1
 y = np.sign(c) * np.abs(c) ** p                         # (9,)  sharpened
@@ -150,9 +156,9 @@ print(f"\nSharpCosSim2D(1, 1, 3).forward(x): shape {y_layer.shape}")
 print(y_layer[0, 0])
 print(f"largest difference from the hand computation: {np.abs(y_layer[0, 0].ravel() - y).max():.1e}")
 
-sq = box_sum(xp[..., 0] ** 2, 3, 3, 1).reshape(-1)       # (9,)
+sq = box_sum(xp[0] ** 2, 3, 3, 1).reshape(-1)           # (9,)  xp[0]: channel 0, (N, H, W)
 print(f"|s|^2 from box_sum(x**2) equals the rows' sums of squares: "
-      f"{np.allclose(sq, np.sum(cols * cols, axis=1))}")
+      f"{np.allclose(sq, np.sum(s * s, axis=1))}")
 
 # %% [markdown]
 # ## 5. Hand-made kernels on a real digit

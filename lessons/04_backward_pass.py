@@ -297,7 +297,7 @@ def input_grad(image, kernel, p, q, eps):
     dL_ddot = dL_dc / (norm_s * norm_w)
     dL_dnorm_s = dL_dc * (-c / norm_s)
     dL_ds = dL_ddot[:, None] * w + (dL_dnorm_s / root_s)[:, None] * s
-    return col2im(dL_ds[None], (1, 28, 28, 1), 5, 5, 1)[0, :, :, 0]   # (28, 28); [None]: one group
+    return col2im(dL_ds.T[None], (1, 1, 28, 28), 5, 5, 1)[0, 0]    # (28, 28); (G, D, M) with G = 1
 
 
 kernel = _lesson.rng(1).standard_normal((5, 5))

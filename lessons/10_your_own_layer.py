@@ -23,7 +23,7 @@ import minisc
 from minisc import Dense, Flatten, MaxAbsPool2D, Sequential, SharpCosSim2D, gradcheck, viz
 from minisc.layers.base import as_rng
 from minisc.layers.scs import EPS, P_MAX, P_MIN, Q_MIN, TINY
-from minisc.layers.windows import WindowedLayer, output_size, pad_nhwc
+from minisc.layers.windows import WindowedLayer, output_size
 from minisc.train import load_dataset, train
 
 QUICK = _lesson.QUICK
@@ -110,7 +110,8 @@ class DepthwiseSCS2D(WindowedLayer):
         w_out = output_size(w, kw, self.stride, self.padding)
         if h_out < 1 or w_out < 1:
             raise ValueError(f"{self}: kernel larger than the padded input {x.shape}")
-        xp = pad_nhwc(x.transpose(0, 2, 3, 1), self.padding)          # (N, Hp, Wp, C)
+        pad = self.padding
+        xp = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (pad, pad), (pad, pad), (0, 0)))   # (N, Hp, Wp, C)
         norm_w = np.sqrt((self.params["w"] ** 2).sum(axis=(1, 2)) + EPS)   # (C,)
         w_hat = self.params["w"] / norm_w[:, None, None]               # (C, kh, kw)
         # Depthwise: no patch matrix, no matrix product. Loop over the kh*kw kernel offsets;
