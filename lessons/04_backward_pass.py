@@ -395,8 +395,8 @@ _lesson.try_this(
     "ink) with p = 0.5: how well do the numerical and hand-written dy_dc still agree, and why?",
     "Call gradcheck(scs, x, delta=1e-2) and delta=1e-10. Why is the error larger both ways? "
     "(One is truncation error, the other round-off.)",
-    "Write another bug into a subclass (drop the dL_dnorm_w term of dL_dw, the 'radial' term "
-    "in minisc/layers/scs.py) and see which of gradcheck's numbers jumps.",
+    "Write another bug into a copy of the layer: drop the dL_dnorm_w term of dL_dw (the second "
+    "term of the dL_dw line in minisc/layers/scs.py), and see which of gradcheck's numbers jumps.",
     "Temporarily set EPS = 0.0 in minisc/layers/scs.py and run python -m pytest tests/test_scs.py. "
     "Which tests fail, and with what message? (Undo it afterwards.)",
 )
