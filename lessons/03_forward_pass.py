@@ -29,7 +29,7 @@ from matplotlib.patches import Rectangle
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minisc import SharpCosSim2D, data, reference, viz
-from minisc.layers.windows import box_sum, pad_channel_major, patch_matrix, windows
+from minisc.layers.windows import box_sum, pad_batch_last, patch_matrix, windows
 
 out = _lesson.start("03_forward_pass")
 
@@ -68,23 +68,24 @@ fig.axes[0].add_patch(Rectangle((2 - 0.5, 1 - 0.5), 3, 3, fill=False, ec="black"
 _lesson.save(fig, "windows_of_a_tiny_image", out)
 
 # %% [markdown]
-# ## 2. minisc's windows: channel-major, (C, N, H, W)
+# ## 2. minisc's windows: batch-last, (C, H, W, N)
 #
-# minisc layers take (N, C, H, W). Inside, the window code puts the channel axis first of all,
-# (C, N, H, W), "channel-major": every channel of the whole batch is one contiguous block of
-# pixels (see `minisc/layers/windows.py`). `windows` is the same trick with more axes:
-# (channel, kernel row a, kernel column b, image n, window row i, window column j). With
-# stride 2, stepping to the next window jumps two rows or two columns: the strides of axes i
-# and j double, those of a and b do not.
+# minisc layers take (N, C, H, W). Inside, the window code puts the batch axis last,
+# (C, H, W, N), "batch-last": the N images' pixels at one position sit side by side, so the
+# copies and adds of the layer run over long stretches of memory (`minisc/layers/windows.py`
+# explains why). `windows` is the same trick with more axes: (channel, kernel row a, kernel
+# column b, window row i, window column j, image n). With stride 2, stepping to the next
+# window jumps two rows or two columns: the strides of axes i and j double, those of a and b
+# do not.
 
 # %%
-_lesson.section("2. minisc's windows: channel-major, (C, N, H, W)")
-xp = pad_channel_major(x.reshape(1, 1, 5, 5), padding=0)                  # (C, N, H, W)
-print(f"xp = the image as (C, N, H, W): shape {xp.shape}, strides {xp.strides}")
+_lesson.section("2. minisc's windows: batch-last, (C, H, W, N)")
+xp = pad_batch_last(x.reshape(1, 1, 5, 5), padding=0)                     # (C, H, W, N)
+print(f"xp = the image as (C, H, W, N): shape {xp.shape}, strides {xp.strides}")
 print("    (an axis of length 1 is never stepped along, so its stride is never used)")
 win = windows(xp, 3, 3, stride=1)
 print(f"windows(xp, 3, 3, stride=1): shape {win.shape}, strides {win.strides}")
-print(f"    axes (c, a, b, n, i, j); shares memory with x: {np.shares_memory(win, x)}")
+print(f"    axes (c, a, b, i, j, n); shares memory with x: {np.shares_memory(win, x)}")
 win2 = windows(xp, 3, 3, stride=2)
 print(f"windows(xp, 3, 3, stride=2): shape {win2.shape}, strides {win2.strides}")
 
@@ -102,7 +103,7 @@ print(f"windows(xp, 3, 3, stride=2): shape {win2.shape}, strides {win2.strides}"
 
 # %%
 _lesson.section("3. The patch matrix: one column per window (this one is a copy)")
-patches = patch_matrix(xp, 3, 3, stride=1)              # (G, kh * kw * C, N * H_out * W_out)
+patches = patch_matrix(xp, 3, 3, stride=1)              # (G, C * kh * kw, H_out * W_out * N)
 print(f"patch_matrix(xp, 3, 3, 1): shape {patches.shape}, "
       f"shares memory with x: {np.shares_memory(patches, x)}")
 print(patches[0].astype(int))
@@ -156,7 +157,7 @@ print(f"\nSharpCosSim2D(1, 1, 3).forward(x): shape {y_layer.shape}")
 print(y_layer[0, 0])
 print(f"largest difference from the hand computation: {np.abs(y_layer[0, 0].ravel() - y).max():.1e}")
 
-sq = box_sum(xp[0] ** 2, 3, 3, 1).reshape(-1)           # (9,)  xp[0]: channel 0, (N, H, W)
+sq = box_sum(xp[0] ** 2, 3, 3, 1).reshape(-1)           # (9,)  xp[0]: channel 0, (H, W, N)
 print(f"|s|^2 from box_sum(x**2) equals the rows' sums of squares: "
       f"{np.allclose(sq, np.sum(s * s, axis=1))}")
 

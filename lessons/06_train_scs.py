@@ -207,15 +207,11 @@ _lesson.section("6. Save the model")
 metadata = dict(model="scs", data=data["name"], epochs=epochs, epochs_done=epochs, quick=QUICK,
                 seed=opts.seed, final_test_accuracy=test_acc,
                 settings=dict(lr=opts.lr, shift=opts.shift, batch_size=batch_size, p_init=opts.p_init))
-try:
-    path = model.save(OUT / "model.npz", metadata=metadata)
-except TypeError:                                # a minisc whose save() takes no metadata yet
-    path = model.save(OUT / "model.npz")
+path = model.save(OUT / "model.npz", metadata=metadata)
 print(f"saved model: {path}")
 again = minisc.load(path)
 same = np.array_equal(again.forward(x_test[:10]), model.forward(x_test[:10]))
-print(f"reloaded with minisc.load: identical outputs = {same}; "
-      f"its record: {getattr(again, 'metadata', {}) or 'none (this minisc does not store one)'}")
+print(f"reloaded with minisc.load: identical outputs = {same}; its record: {again.metadata}")
 print("Lesson 7 opens this file.")
 
 # %% [markdown]

@@ -40,7 +40,7 @@ x_test, y_test = data["x_test"], data["y_test"]
 if MODEL_PATH.exists():
     model = minisc.load(MODEL_PATH)
     print(f"loaded {MODEL_PATH}")
-    record = getattr(model, "metadata", None) or {}
+    record = model.metadata                      # {} for a file saved without a record
     if record:
         settings = ", ".join(f"{k} {v}" for k, v in (record.get("settings") or {}).items())
         accuracy = record.get("final_test_accuracy")

@@ -62,19 +62,10 @@ QUICK = _flag("--quick", "MINISC_QUICK")
 FULL = _flag("--full", "MINISC_FULL")
 
 
-def _gradcheck_threshold():
-    """The threshold minisc.gradcheck documents, or 1e-6 (relative error, float64)."""
-    module = importlib.import_module("minisc.gradcheck")
-    for name in ("TOLERANCE", "THRESHOLD", "GRADCHECK_TOLERANCE", "GRADCHECK_THRESHOLD"):
-        if isinstance(getattr(module, name, None), float):
-            return getattr(module, name)
-    return 1e-6
-
-
-# One threshold for every "is this gradient right?" in the lessons: gradcheck compares the
-# backward pass with central differences in float64; a right backward agrees to better than
-# this, a wrong one is off by 1e-3 to 1 (lesson 4, step 5 explains why).
-GRADCHECK_THRESHOLD = _gradcheck_threshold()
+# One threshold for every "is this gradient right?" in the lessons: minisc.gradcheck's own.
+# gradcheck compares the backward pass with central differences in float64; a right backward
+# agrees to ~1e-7 or better, a wrong one is off by 1e-3 to 1 (lesson 4, step 1 explains it).
+GRADCHECK_THRESHOLD = importlib.import_module("minisc.gradcheck").THRESHOLD
 
 
 # ---------------------------------------------------------------------------------------------

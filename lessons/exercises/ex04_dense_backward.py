@@ -39,8 +39,8 @@ Try it yourself once it passes:
     from minisc import gradcheck
     print(gradcheck(MyDense(5, 3), np.random.default_rng(0).standard_normal((4, 5))))
 
-Every error below gradcheck's threshold, 1e-6 (lesson 4 explains it), means your backward
-is right.
+Every error below gradcheck's threshold, ``minisc.gradcheck.THRESHOLD`` = 1e-5 (lesson 4
+explains it), means your backward is right.
 """
 
 import numpy as np
