@@ -1,26 +1,26 @@
-"""Lesson 2: dot product, cosine similarity, sharpened cosine similarity.
-
-A convolution layer scores every small patch of an image by a dot product with its kernel.
-Sharpened cosine similarity (SCS, proposed by Brandon Rohrer) scores it by the cosine of the
-angle between patch and kernel, sharpened by a power p and quietened by a noise floor q:
-
-    c = (s . w) / ((|s| + q) |w|),        y = sign(c) |c|^p
-
-You will learn
-- why the dot product is a weak feature detector: a bright blob can outscore the very shape
-  the kernel is looking for;
-- how the cosine fixes that, and where it is still too broad;
-- what the exponent p does (the "sharpened" in SCS);
-- what the noise floor q does on blank and noisy patches;
-- that this is exactly what one minisc.SharpCosSim2D layer computes.
-
-Run it from the repository root (or from lessons/):
-
-    python lessons/02_cosine_similarity.py            # a few seconds
-    python lessons/02_cosine_similarity.py --quick
-
-Figures are saved to output/02_cosine_similarity/ and shown on screen when there is one.
-"""
+# %% [markdown]
+# # Lesson 2: dot product, cosine similarity, sharpened cosine similarity
+#
+# A convolution layer scores every small patch of an image by a dot product with its kernel.
+# Sharpened cosine similarity (SCS, proposed by Brandon Rohrer) scores it by the cosine of the
+# angle between patch and kernel, sharpened by a power p and quietened by a noise floor q:
+#
+#     c = (s . w) / ((|s| + q) |w|),        y = sign(c) |c|^p
+#
+# **You will learn**
+#
+# - why the dot product is a weak feature detector: a bright blob can outscore the very shape
+#   the kernel is looking for;
+# - how the cosine fixes that, and where it is still too broad;
+# - what the exponent p does (the "sharpened" in SCS);
+# - what the noise floor q does on faint, noisy patches (and what it does not do: blank
+#   patches score 0 without it);
+# - that this is exactly what one `minisc.SharpCosSim2D` layer computes.
+#
+#     python lessons/02_cosine_similarity.py            # a few seconds
+#     python lessons/02_cosine_similarity.py --quick
+#
+# Figures are saved to `output/02_cosine_similarity/` and shown on screen when there is one.
 
 # %%
 import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
@@ -28,7 +28,7 @@ import numpy as np
 
 from minisc import SharpCosSim2D, data, viz
 
-out = _lesson.output_dir(__file__)
+out = _lesson.start("02_cosine_similarity")
 EPS = 1e-12        # inside the square root, as in minisc: keeps |blank patch| = 1e-6, not 0
 
 
@@ -37,10 +37,15 @@ def norm(v):
     return np.sqrt(np.sum(v * v) + EPS)
 
 
+# %% [markdown]
+# ## 1. A stroke detector and five patches
+#
+# A 5x5 kernel that looks for a vertical pen stroke: across the stroke the ink rises and falls
+# softly (0, 0.5, 1, 0.5, 0), like the strokes of real MNIST digits. Five patches to score,
+# by the dot product s . w that a convolution computes.
+
 # %%
 _lesson.section("1. A stroke detector and five patches")
-# A 5x5 kernel that looks for a vertical pen stroke: across the stroke the ink rises and falls
-# softly (0, 0.5, 1, 0.5, 0), like the strokes of real MNIST digits.
 profile = np.array([0.0, 0.5, 1.0, 0.5, 0.0])
 kernel = np.tile(profile, (5, 1))                   # (5, 5): every row is the profile
 
@@ -56,13 +61,17 @@ print("The dot product s . w is what a convolution computes for each patch:\n")
 dots = {name: float(np.sum(s * kernel)) for name, s in patches.items()}
 for name, d in sorted(dots.items(), key=lambda item: -item[1]):
     print(f"    {name:24s} s . w = {d:6.2f}")
-_lesson.say(f"""
-    The bright blob wins ({dots['bright blob']:.1f}), ahead of the bold stroke the kernel was made
-    for ({dots['bold vertical stroke']:.1f}), and the faint stroke, which has exactly the right
-    shape, scores less than the wrong-way horizontal one. A dot product grows with how much ink
-    there is, not only with how well its shape fits. A network of dot products has to fix that
-    with biases, normalisation layers and more kernels.
-""")
+
+# %% [markdown]
+# The bright blob wins, ahead of the bold stroke the kernel was made for, and the faint
+# stroke, which has exactly the right shape, scores less than the wrong-way horizontal one. A
+# dot product grows with how much ink there is, not only with how well its shape fits. A
+# network of dot products has to fix that with biases, normalisation layers and more kernels.
+#
+# ## 2. Cosine similarity: divide by both lengths
+#
+# c = (s . w) / (|s| |w|) is the cosine of the angle between patch and kernel, seen as two
+# vectors of 25 numbers. It ignores how dark the ink is.
 
 # %%
 _lesson.section("2. Cosine similarity: divide by both lengths")
@@ -72,24 +81,33 @@ print(f"    {'patch':24s} {'|s|':>6s} {'s . w':>7s} {'cosine':>7s}")
 for name, s in patches.items():
     print(f"    {name:24s} {norm(s):6.3f} {dots[name]:7.2f} {cosines[name]:7.3f}")
 _lesson.say(f"""
-    c = (s . w) / (|s| |w|) is the cosine of the angle between patch and kernel, seen as two
-    vectors of 25 numbers. It ignores how dark the ink is: faint and bold strokes both score
-    {cosines['faint vertical stroke']:.2f}, the maximum. The blob drops to {cosines['bright blob']:.2f}.
-
-    Two problems remain. The cosine is broad: a horizontal stroke, at right angles to the kernel's,
-    still scores {cosines['horizontal stroke']:.2f}. And it is blind to strength: near-blank noise
-    (|s| = {norm(noise):.3f}) scores {cosines['almost blank (noise)']:.2f}, as if it were a real half-match.
-    p fixes the first problem, q the second.
-
-    One more property: the sign. A patch that is the exact negative of the kernel scores
-    {np.sum(-kernel * kernel) / (norm(kernel) ** 2):.2f}. Inside a network, where values are signed,
-    "clearly the opposite" is as informative as "clearly the same".
+    Faint and bold strokes both score {cosines['faint vertical stroke']:.2f}, the maximum; the blob
+    drops to {cosines['bright blob']:.2f}. But the horizontal stroke, at right angles to the kernel's,
+    still scores {cosines['horizontal stroke']:.2f}, and near-blank noise (|s| = {norm(noise):.3f}) scores
+    {cosines['almost blank (noise)']:.2f}. The exact negative of the kernel scores
+    {np.sum(-kernel * kernel) / (norm(kernel) ** 2):.2f}.
 """)
 captions = [f"{name}\ndot {dots[name]:.2f}, cosine {cosines[name]:.2f}" for name in patches]
 fig = viz.plot_small_arrays([kernel] + list(patches.values()),
                             names=["KERNEL: vertical stroke"] + captions, fmt="{:.2f}",
                             cols=3, title="A vertical-stroke kernel and five 5x5 patches")
 _lesson.save(fig, "kernel_and_patches", out)
+
+# %% [markdown]
+# Two problems remain. The cosine is *broad*: a stroke at right angles to the kernel's still
+# scores well. And it is *blind to strength*: near-blank noise scores as if it were a real
+# half-match. p fixes the first problem, q the second.
+#
+# One more property: the sign. A patch that is the exact negative of the kernel scores -1.
+# Inside a network, where values are signed, "clearly the opposite" is as informative as
+# "clearly the same".
+#
+# ## 3. On a real digit: where does the kernel fire?
+#
+# Lesson 2 scores every 5x5 window of a real digit with a plain loop over positions (lesson 3
+# shows the fast way). In the figure, the **square** marks the position where the dot product
+# is largest, the **circle** the position where the cosine is largest; the figure's legend
+# says the same.
 
 # %%
 _lesson.section("3. On a real digit: where does the kernel fire?")
@@ -126,20 +144,30 @@ print(f"dot product map {dot_map.shape}: largest {dot_map[top]:.2f} at (row, col
       f"{tuple(map(int, top))}, where the cosine is {cos_map[top]:.2f}")
 print(f"cosine map {cos_map.shape}:      largest {cos_map[side]:.2f} at (row, col) = "
       f"{tuple(map(int, side))}, where the dot product is {dot_map[side]:.2f}")
-_lesson.say(f"""
-    The square marks the dot product's favourite, the top of the zero: a thick, horizontal run
-    of ink. The circle marks the cosine's favourite, the left side of the zero: a vertical
-    stroke, which is what the kernel describes. But the cosine map is broad: the top of the
-    ring still scores {cos_map[top]:.2f}, and {np.mean(cos_map > 0.5):.0%} of all positions score above 0.5.
-""")
+print(f"positions where the cosine is above 0.5: {np.mean(cos_map > 0.5):.0%}")
 fig = viz.plot_feature_maps([dot_map / dot_map.max(), cos_map],
                             names=["dot product / its max", "cosine"], image=digit,
                             image_name=f"digit (label {labels[35]})", cols=3, vmax=1.0,
                             title="Vertical-stroke kernel: dot product versus cosine")
 for ax in fig.axes[1:3]:                            # mark the two positions (x = col, y = row)
-    ax.plot(top[1], top[0], "s", mfc="none", mec="black", ms=9)
-    ax.plot(side[1], side[0], "o", mfc="none", mec="black", ms=9)
+    ax.plot(top[1], top[0], "s", mfc="none", mec="black", ms=9, label="largest dot product")
+    ax.plot(side[1], side[0], "o", mfc="none", mec="black", ms=9, label="largest cosine")
+fig.legend(*fig.axes[1].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+           bbox_to_anchor=(0.5, -0.08))
 _lesson.save(fig, "dot_vs_cosine_on_a_digit", out)
+
+# %% [markdown]
+# The square sits on the top of the zero: a thick, horizontal run of ink, which the dot
+# product loves for its amount of ink. The circle sits on the left side of the zero: a
+# vertical stroke, which is what the kernel describes. But the cosine map is broad: the top
+# of the ring still scores well, and a large share of all positions score above 0.5.
+
+# %% [markdown]
+# ## 4. Sharpening with p
+#
+# A perfect match (c = 1) keeps scoring 1 whatever p is. Everything else shrinks, the weaker
+# the faster. p > 1 turns a broad cosine into a selective detector; p < 1 does the opposite.
+# In an SCS layer each kernel learns its own p.
 
 # %%
 _lesson.section("4. Sharpening with p")
@@ -148,12 +176,8 @@ p_values = (0.5, 1, 2, 4, 8)
 print(f"    {'patch':24s}" + "".join(f"  p={p:<4g}" for p in p_values))
 for name, c in cosines.items():
     print(f"    {name:24s}" + "".join(f"  {np.sign(c) * abs(c) ** p:6.3f}" for p in p_values))
-_lesson.say(f"""
-    A perfect match (c = 1) keeps scoring 1 whatever p is. Everything else shrinks, the weaker
-    the faster: at p = 4 the horizontal stroke is down to {cosines['horizontal stroke'] ** 4:.3f} while the
-    blob keeps {cosines['bright blob'] ** 4:.3f}. p > 1 turns a broad cosine into a selective detector;
-    p < 1 does the opposite. In an SCS layer each kernel learns its own p.
-""")
+print(f"\nAt p = 4 the horizontal stroke is down to {cosines['horizontal stroke'] ** 4:.3f}, while the "
+      f"blob keeps {cosines['bright blob'] ** 4:.3f}.")
 fig = viz.plot_response_curves(p_values)
 _lesson.save(fig, "sharpening_curves", out)
 
@@ -167,21 +191,29 @@ fig = viz.plot_feature_maps(sharp_maps, names=[f"p = {p}" for p in (1, 2, 4, 8)]
                             title="The same cosine map, sharpened: only the vertical sides survive")
 _lesson.save(fig, "sharpened_maps", out)
 
+# %% [markdown]
+# ## 5. The noise floor q
+#
+# c = (s . w) / ((|s| + q) |w|): q is added to the patch's length only. It barely touches
+# patches much longer than q and flattens patches much shorter than q.
+#
+# What q does **not** do: make a blank patch score 0. A blank patch (all zeros) has
+# s . w = 0 with every kernel, so its c is exactly 0 whatever q is, even q = 0: eps inside the
+# square root keeps the denominator from being 0 (the first row of the q = 0 column below
+# shows it). q matters for the *almost* blank patch: faint noise, whose cosine alone would
+# look like a real match.
+
 # %%
 _lesson.section("5. The noise floor q")
 q_values = (0.0, 0.01, 0.1, 1.0)
-print("c = (s . w) / ((|s| + q) |w|): q is added to the patch's length only.\n")
 print(f"    {'patch':24s} {'|s|':>6s}" + "".join(f"  q={q:<5g}" for q in q_values))
-for name, s in patches.items():
+for name, s in {"blank (all zeros)": np.zeros((5, 5)), **patches}.items():
     cs = [np.sum(s * kernel) / ((norm(s) + q) * norm(kernel)) for q in q_values]
     print(f"    {name:24s} {norm(s):6.3f}" + "".join(f"  {c:7.3f}" for c in cs))
 _lesson.say(f"""
-    q barely touches patches much longer than q and flattens patches much shorter than q: the
-    noise patch (|s| = {norm(noise):.3f}) drops from {cosines['almost blank (noise)']:.2f} to
+    The noise patch (|s| = {norm(noise):.3f}) drops from {cosines['almost blank (noise)']:.2f} to
     {np.sum(noise * kernel) / ((norm(noise) + 0.1) * norm(kernel)):.2f} at q = 0.1, while the bold stroke keeps
-    {np.sum(kernel * kernel) / ((norm(kernel) + 0.1) * norm(kernel)):.2f}. Too large a q (1.0) also dims real but
-    faint strokes. A side effect: with q > 0, |c| < 1 always (Cauchy-Schwarz), and a truly
-    blank patch gives c = 0 exactly. An SCS layer learns one q per layer.
+    {np.sum(kernel * kernel) / ((norm(kernel) + 0.1) * norm(kernel)):.2f}.
 """)
 fig = viz.plot_response_curves(None, q_values=q_values, cos_angle=cosines["almost blank (noise)"],
                                norm_marks={"noise patch": norm(noise),
@@ -189,7 +221,15 @@ fig = viz.plot_response_curves(None, q_values=q_values, cos_angle=cosines["almos
                                            "bold stroke": norm(kernel)})
 _lesson.save(fig, "noise_floor_curves", out)
 
-# The same on the digit, with faint noise on the paper (real scans are never perfectly clean).
+# %% [markdown]
+# Too large a q (1.0) also dims real but faint strokes. A side effect: with q > 0, |c| < 1
+# always (Cauchy-Schwarz). An SCS layer learns one q per layer.
+#
+# The same on the digit, with faint noise on the paper (real scans are never perfectly
+# clean). The windows whose clean version holds no ink see only noise: q silences them.
+
+# %%
+
 noisy = digit + _lesson.rng(1).uniform(0.0, 0.05, size=digit.shape)
 q_maps = [scs_map(noisy, kernel, p=2, q=q) for q in q_values]
 # Positions whose window holds no ink in the clean digit: all they see is noise.
@@ -203,6 +243,12 @@ fig = viz.plot_feature_maps(q_maps, names=[f"p = 2, q = {q:g}" for q in q_values
                             title="A noisy digit: the noise floor q silences the background")
 _lesson.save(fig, "noise_floor_on_a_digit", out)
 
+# %% [markdown]
+# ## 6. That is one SharpCosSim2D layer
+#
+# The layer computes the same numbers, for many kernels and many images at once, and it can
+# also run backwards to learn w, p and q. Lesson 3 opens its forward pass.
+
 # %%
 _lesson.section("6. That is one SharpCosSim2D layer")
 layer = SharpCosSim2D(1, 1, 5, p_init=2.0, q_init=0.1, dtype=np.float64)
@@ -211,10 +257,11 @@ y = layer.forward(noisy[None, None])                # input (N, C, H, W) = (1, 1
 mine = scs_map(noisy, kernel, p=2, q=0.1)
 print(f"layer output {y.shape}; largest difference from this lesson's loop: "
       f"{np.abs(y[0, 0] - mine).max():.1e}")
-_lesson.say("""
-    The layer computes the same numbers, for many kernels and many images at once, and it can
-    also run backwards to learn w, p and q. Lesson 3 opens its forward pass.
-""")
+
+# %% [markdown]
+# ## Try this
+#
+# Printed by the cell below; teachers find the answers in `lessons/answers.md`.
 
 # %%
 _lesson.try_this(

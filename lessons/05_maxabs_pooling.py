@@ -1,24 +1,23 @@
-"""Lesson 5: MaxAbsPool versus MaxPool.
-
-Pooling shrinks a feature map by keeping one value per small window, which makes a network
-cheaper and less sensitive to exactly where a stroke is. Convolutional networks use max
-pooling, after a ReLU has already removed every negative value. SCS outputs are signed, and
--0.9 ("clearly the opposite of my kernel") carries as much information as +0.9. Max pooling
-would throw it away; max-abs pooling keeps the value with the largest magnitude, sign and all.
-
-You will learn
-- what MaxPool2D and MaxAbsPool2D return on a small signed example;
-- how much MaxPool loses on the SCS feature maps of a real digit;
-- how the backward pass routes each gradient to one winner per window, and what happens on
-  blank windows where every value is 0 (ties).
-
-Run it from the repository root (or from lessons/):
-
-    python lessons/05_maxabs_pooling.py            # a few seconds
-    python lessons/05_maxabs_pooling.py --quick
-
-Figures are saved to output/05_maxabs_pooling/ and shown on screen when there is one.
-"""
+# %% [markdown]
+# # Lesson 5: MaxAbsPool versus MaxPool
+#
+# Pooling shrinks a feature map by keeping one value per small window, which makes a network
+# cheaper and less sensitive to exactly where a stroke is. Convolutional networks use max
+# pooling, after a ReLU has already removed every negative value. SCS outputs are signed, and
+# -0.9 ("clearly the opposite of my kernel") carries as much information as +0.9. Max pooling
+# would throw it away; max-abs pooling keeps the value with the largest magnitude, sign and all.
+#
+# **You will learn**
+#
+# - what MaxPool2D and MaxAbsPool2D return on a small signed example;
+# - how much MaxPool loses on the SCS feature maps of a real digit;
+# - how the backward pass routes each gradient to one winner per window, and what happens on
+#   blank windows where every value is 0 (ties).
+#
+#     python lessons/05_maxabs_pooling.py            # a few seconds
+#     python lessons/05_maxabs_pooling.py --quick
+#
+# Figures are saved to `output/05_maxabs_pooling/` and shown on screen when there is one.
 
 # %%
 import _lesson  # before matplotlib and minisc: picks the plotting backend and finds minisc
@@ -26,8 +25,11 @@ import numpy as np
 
 from minisc import MaxAbsPool2D, MaxPool2D, SharpCosSim2D, data, reference, viz
 
-out = _lesson.output_dir(__file__)
+out = _lesson.start("05_maxabs_pooling")
 np.set_printoptions(precision=2, suppress=True)
+
+# %% [markdown]
+# ## 1. A worked example: one 4x4 signed map, 2x2 windows
 
 # %%
 _lesson.section("1. A worked example: one 4x4 signed map, 2x2 windows")
@@ -45,17 +47,23 @@ print("\nMaxPool2D(2):     the largest value of each window")
 print(y_max[0, 0])
 print("MaxAbsPool2D(2):  the value of largest magnitude, sign kept")
 print(y_abs[0, 0])
-_lesson.say(f"""
-    The top-left window holds -0.9, the strongest response of the whole map. MaxPool reports
-    {y_max[0, 0, 0, 0]:.1f} instead; MaxAbsPool reports {y_abs[0, 0, 0, 0]:.1f}. Where the strongest value is
-    positive (right-hand windows), the two agree.
-""")
+print(f"\ntop-left window: MaxPool {y_max[0, 0, 0, 0]:.1f}, MaxAbsPool {y_abs[0, 0, 0, 0]:.1f}")
 fig = viz.plot_small_arrays([m, y_max[0, 0], y_abs[0, 0]],
                             names=["feature map", "MaxPool2D(2)", "MaxAbsPool2D(2)"], fmt="{:.1f}",
                             title="Pooling a signed map: MaxPool loses the strong negatives")
 fig.axes[0].axhline(1.5, color="black", lw=2)        # outline the four 2x2 windows
 fig.axes[0].axvline(1.5, color="black", lw=2)
 _lesson.save(fig, "worked_example", out)
+
+# %% [markdown]
+# The top-left window holds -0.9, the strongest response of the whole map. MaxPool reports
+# the window's largest value, 0.4, instead; MaxAbsPool reports -0.9. Where the strongest value
+# is positive (the right-hand windows), the two agree.
+#
+# ## 2. On the SCS feature maps of a real digit
+#
+# Two edge kernels (top edge: paper above, ink below; left edge: paper left, ink right) in
+# one SCS layer, run on the validation digits, then pooled both ways.
 
 # %%
 _lesson.section("2. On the SCS feature maps of a real digit")
@@ -83,15 +91,18 @@ print(f"    MaxPool reports {p_max[negative].mean():+.2f}: the window's weakest 
 flip_ok = np.array_equal(maxabs_pool.forward(-maps), -p_abs)
 flip_max = np.array_equal(max_pool.forward(-maps), -p_max)
 print(f"\npool(-maps) == -pool(maps):  MaxAbsPool {flip_ok},  MaxPool {flip_max}")
-_lesson.say("""
-    An edge kernel scores positive on its own edge and negative on the opposite edge of the
-    same stroke, about equally often.
-    After MaxPool, the network only hears about one side of every stroke; after MaxAbsPool it
-    hears about both, and flipping a kernel's sign simply flips its pooled map. That is why
-    SCS networks pair SCS layers with max-abs pooling and use no ReLU.
-""")
 
-# One digit up close: lesson 2's bold zero, which has edges on every side.
+# %% [markdown]
+# An edge kernel scores positive on its own edge and negative on the opposite edge of the
+# same stroke, about equally often. After MaxPool, the network only hears about one side of
+# every stroke; after MaxAbsPool it hears about both, and flipping a kernel's sign simply
+# flips its pooled map. That is why SCS networks pair SCS layers with max-abs pooling and use
+# no ReLU.
+#
+# One digit up close: lesson 2's bold zero, which has edges on every side. The figure shows
+# the digit first, then each edge map and its two pooled versions.
+
+# %%
 images, labels = data.load_mnist_sample("validation")
 zero = data.to_float(images[35:36])                     # (1, 1, 28, 28)
 digit_maps = scs.forward(zero)                          # (1, 2, 24, 24)
@@ -99,9 +110,17 @@ tiles, names = [], []
 for k, kname in enumerate(("top edge", "left edge")):
     tiles += [digit_maps[0, k], max_pool.forward(digit_maps)[0, k], maxabs_pool.forward(digit_maps)[0, k]]
     names += [f"{kname}: SCS map 24x24", "MaxPool2D(2) 12x12", "MaxAbsPool2D(2) 12x12"]
-fig = viz.plot_feature_maps(tiles, names=names, cols=3,
+fig = viz.plot_feature_maps(tiles, names=names, cols=4, image=zero[0, 0], image_name="the digit (input)",
                             title="Edge maps of a zero and their pooled versions (blue = the opposite edge)")
 _lesson.save(fig, "pooling_real_maps", out)
+
+# %% [markdown]
+# ## 3. The backward pass: one winner per window gets the gradient
+#
+# y = x[winner], so dy/dx is 1 at the winner and 0 at the other three positions of the
+# window: each window's gradient lands on one pixel. The two pools pick different winners in
+# the windows whose strongest value is negative (top-left: 1 lands on -0.9 for MaxAbsPool, on
+# 0.4 for MaxPool; bottom-left: 3 lands on -0.6 or on 0.2).
 
 # %%
 _lesson.section("3. The backward pass: one winner per window gets the gradient")
@@ -116,12 +135,6 @@ print("\nMaxPool2D backward, dL/dx:")
 print(dx_max[0, 0])
 print("MaxAbsPool2D backward, dL/dx:")
 print(dx_abs[0, 0])
-_lesson.say("""
-    y = x[winner], so dy/dx is 1 at the winner and 0 at the other three positions of the
-    window: each window's gradient lands on one pixel. The two pools pick different winners in
-    the windows whose strongest value is negative (top-left: 1 lands on -0.9 for MaxAbsPool,
-    on 0.4 for MaxPool; bottom-left: 3 lands on -0.6 or on 0.2).
-""")
 _, winners = reference.pool_forward(x.astype(np.float64), 2, mode="maxabs")
 dx_loop = reference.pool_backward(x.shape, winners, dy.astype(np.float64))
 print(f"same as the loop version in minisc/reference.py: {np.array_equal(dx_abs, dx_loop)}")
@@ -132,7 +145,11 @@ fig = viz.plot_small_arrays([m, dx_max[0, 0], dx_abs[0, 0]],
                             title="Where the gradient goes (dL/dy = 1, 2 / 3, 4)")
 _lesson.save(fig, "gradient_routing", out)
 
-# On the zero's maps: which positions receive a gradient at all?
+# %% [markdown]
+# On the zero's maps: which positions receive a gradient at all? And the ties: a blank window
+# has four zeros. The first in row-major order wins, always the same.
+
+# %%
 max_pool.forward(digit_maps)
 to_max = max_pool.backward(np.ones((1, 2, 12, 12), np.float32)) != 0
 maxabs_pool.forward(digit_maps)
@@ -142,7 +159,6 @@ print(f"\nOn the zero's two edge maps, {int(to_abs.sum())} of {to_abs.size} posi
 print(f"and the two pools pick different winners in {int(np.sum(to_max != to_abs)) // 2} of the "
       f"{to_abs.sum()} windows.")
 
-# Ties: a blank window has four zeros. The first in row-major order wins, always the same.
 blank = np.abs(digit_maps).reshape(1, 2, 12, 2, 12, 2).max(axis=(3, 5)) == 0
 print(f"{int(blank.sum())} windows are exactly 0 everywhere (blank paper: c = 0). Their "
       "gradient goes to the\nwindow's top-left position, the first of a tie, on every run.")
@@ -151,6 +167,11 @@ fig = viz.plot_feature_maps(
     names=["top-edge map", "winners of MaxPool", "winners of MaxAbsPool"], cols=3,
     title="The positions that receive a gradient (coloured by their value)")
 _lesson.save(fig, "winners_on_a_digit", out)
+
+# %% [markdown]
+# ## Try this
+#
+# Printed by the cell below; teachers find the answers in `lessons/answers.md`.
 
 # %%
 _lesson.try_this(

@@ -108,6 +108,8 @@ history = train(short, data["x_train"], data["y_train"], data["x_test"], data["y
                 seed=0, progress=not QUICK, **recipe)
 print(f"after {recipe['epochs']} epoch(s) on {len(data['y_train']):,} digits: "
       f"{history['val_acc'][-1]:.2%} on the sample's validation digits")
+_lesson.save(viz.plot_training_curves(history, title=f"mnist-1398, {short.n_params:,} parameters: "
+                                      f"a short run of its recipe"), "short_run.png", OUT)
 
 # %% [markdown]
 # ## 4. The trained record networks

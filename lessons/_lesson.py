@@ -10,21 +10,34 @@ from inside ``lessons/``). Importing it
   ``WAYLAND_DISPLAY``) or in quick mode, the file-only "Agg" backend, so lessons run on
   servers and in tests; a ``MPLBACKEND`` you set yourself always wins.
 
+Every lesson is also a notebook: ``# %% [markdown]`` cells hold the prose, ``# %%`` cells the
+code. Nothing here relies on the lesson's ``__file__`` (a notebook kernel has none): a lesson
+names itself in ``start("06_train_scs")``, and quick mode also comes from the environment.
+
 The API, kept small on purpose:
 
     QUICK                      True with ``--quick`` on the command line or MINISC_QUICK=1
     FULL                       True with ``--full`` on the command line or MINISC_FULL=1
+    IN_NOTEBOOK                True inside a notebook kernel (command-line flags are ignored)
     ROOT                       the repository root (a pathlib.Path)
-    output_dir(__file__)       the lesson's figure folder, created
+    GRADCHECK_THRESHOLD        the worst relative error gradcheck accepts as a right gradient
+    start(name, **options)     check the command line, return the lesson's figure folder;
+                               extra options (e.g. lr=0.01) become flags (--lr) of the lesson
+    options                    the parsed options of start() (an argparse.Namespace)
+    output_dir(name)           the figure folder of lesson ``name``, created
     save(fig, name, out_dir)   write name.png, print its path, close or keep it for finish()
     finish()                   show the kept figures (only with a display), say where all went
-    section(title)             print a heading for the next step
+    section(title)             print a heading (in a script; a notebook has its own headings)
     say(text)                  print a (triple-quoted, indented) explanation, dedented
     try_this(*ideas)           print the "Try this" list that ends a lesson
     rng(seed=0)                a seeded numpy Generator
     load_digits(...)           float32 digits for a network, from the embedded sample or MNIST
+    evaluate(model, x, y)      (loss, accuracy), in inference mode when the model has one
+    thin(data, step)           in quick mode, every step-th digit of a load_dataset() dict
 """
 
+import argparse
+import importlib
 import os
 import re
 import sys
@@ -37,18 +50,28 @@ if (ROOT / "minisc" / "__init__.py").is_file() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+IN_NOTEBOOK = "ipykernel" in sys.modules     # a kernel's sys.argv holds its own arguments
+
+
 def _flag(option, env_var):
-    return option in sys.argv[1:] or os.environ.get(env_var, "").strip().lower() in ("1", "true", "yes")
+    on_command_line = not IN_NOTEBOOK and option in sys.argv[1:]
+    return on_command_line or os.environ.get(env_var, "").strip().lower() in ("1", "true", "yes")
 
 
 QUICK = _flag("--quick", "MINISC_QUICK")
 FULL = _flag("--full", "MINISC_FULL")
 
 
+# One threshold for every "is this gradient right?" in the lessons: minisc.gradcheck's own.
+# gradcheck compares the backward pass with central differences in float64; a right backward
+# agrees to ~1e-7 or better, a wrong one is off by 1e-3 to 1 (lesson 4, step 1 explains it).
+GRADCHECK_THRESHOLD = importlib.import_module("minisc.gradcheck").THRESHOLD
+
+
 # ---------------------------------------------------------------------------------------------
 # Matplotlib: choose a backend *before* pyplot is imported anywhere.
 def _in_notebook():
-    return "ipykernel" in sys.modules
+    return IN_NOTEBOOK
 
 
 def _has_display():
@@ -84,17 +107,47 @@ _saved_dirs = []      # output folders used, for finish()'s last words
 
 
 # ---------------------------------------------------------------------------------------------
-# output
-def output_dir(lesson_file):
+# starting a lesson: its command line and its output folder
+options = argparse.Namespace()
+
+
+def start(name, **extra):
+    """Begin lesson ``name`` (e.g. "06_train_scs"): check its flags, return its figure folder.
+
+    Every lesson accepts --quick and --full. Keyword arguments add options with their
+    defaults: ``start("06_train_scs", lr=0.01, shift=2)`` accepts ``--lr 0.1 --shift 0``
+    (underscores become dashes: p_init -> --p-init; the type is the default's type, and a
+    default of None takes an int). An unknown flag stops the lesson with a message that
+    lists the known ones. The values land in ``_lesson.options`` (``options.lr``).
+
+    In a notebook the command line belongs to the kernel: the defaults are used; edit them
+    in the cell that calls start().
+    """
+    parser = argparse.ArgumentParser(prog=f"python lessons/{name}.py",
+                                     description=f"Lesson {name}. Figures go to output/{name}/.")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few seconds: fewer digits and steps (or MINISC_QUICK=1)")
+    parser.add_argument("--full", action="store_true", help="use the full MNIST (or MINISC_FULL=1)")
+    for key, default in extra.items():
+        kind = int if default is None else type(default)
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=default,
+                            help=f"default: {default}")
+    parsed = parser.parse_args([] if IN_NOTEBOOK else sys.argv[1:])
+    options.__dict__.clear()
+    options.__dict__.update({k: v for k, v in vars(parsed).items() if k in extra})
+    return output_dir(name)
+
+
+def output_dir(lesson):
     """The folder for a lesson's figures: ``<repo>/output/<lesson name>/``, created.
 
-    lesson_file : the lesson's ``__file__``; its name without ".py" names the folder.
-    Set the environment variable MINISC_OUTPUT to use another parent folder than
-    ``<repo>/output``.
+    lesson : the lesson's name, e.g. "03_forward_pass" (a path works too: its name without
+    ".py" is used). Set the environment variable MINISC_OUTPUT to use another parent folder
+    than ``<repo>/output``.
     """
     parent = os.environ.get("MINISC_OUTPUT")
     parent = Path(parent).expanduser().resolve() if parent else ROOT / "output"
-    folder = parent / Path(lesson_file).stem
+    folder = parent / Path(str(lesson)).stem
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -141,8 +194,9 @@ def finish():
 # ---------------------------------------------------------------------------------------------
 # printing
 def section(title):
-    """Print a heading for the next step of a lesson."""
-    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
+    """Print a heading for the next step of a lesson (a notebook shows its Markdown heading)."""
+    if not IN_NOTEBOOK:
+        print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
 
 
 def say(text, width=90):
@@ -254,3 +308,33 @@ def load_digits(n_train=None, n_val=None, *, full=None, standardize=False, seed=
             print("Full MNIST (60,000 + 10,000 digits): python -m minisc.data download mnist, "
                   "then add --full.")
     return x_train, y_train, x_val, y_val
+
+
+def evaluate(model, x, y):
+    """(mean cross-entropy loss, accuracy) of ``model`` on x, y: minisc.train.evaluate, run in
+    inference mode (``model.eval()``, which keeps no backward caches) when the model has it,
+    and switched back to training mode afterwards."""
+    from minisc.train import evaluate as _evaluate
+
+    switches = [model] if hasattr(model, "eval") else list(getattr(model, "layers", []))
+    switches = [m for m in switches if hasattr(m, "eval") and hasattr(m, "train")]
+    for m in switches:
+        m.eval()
+    try:
+        return _evaluate(model, x, y)
+    finally:
+        for m in switches:
+            m.train()
+
+
+def thin(data, step=2):
+    """In quick mode, keep every ``step``-th training and test digit of a ``load_dataset`` dict
+    (all classes stay: the subsets are taken in the file's order, which is by class); outside
+    quick mode, return ``data`` as it is. For lessons that train several networks."""
+    if not QUICK:
+        return data
+    out = dict(data)
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        out[key] = data[key][::step]
+    out["description"] = data["description"] + f", every {step}th digit"
+    return out

@@ -161,8 +161,8 @@ def plot_class_balance(labels_by_split, n_classes=10, class_names=None, title=No
 
 # ---------------------------------------------------------------------------------------------
 # kernels and feature maps
-def plot_kernels(w, p=None, title=None, max_kernels=64, max_channels=8, normalize=False, cols=8):
-    """The kernels of a SharpCosSim2D or Conv2D layer, on one diverging colour scale.
+def plot_kernels(w, p=None, title=None, max_kernels=64, max_channels=8, normalize=True, cols=8):
+    """The kernels of a SharpCosSim2D or Conv2D layer, in a diverging colour map.
 
     Parameters
     ----------
@@ -176,8 +176,10 @@ def plot_kernels(w, p=None, title=None, max_kernels=64, max_channels=8, normaliz
     max_channels : int
         For C > 1, at most this many input-channel columns (see below).
     normalize : bool
-        Divide each kernel by its own largest |weight| first. Cosine similarity ignores a
-        kernel's length, so for SCS kernels this shows every kernel's *shape* at full contrast.
+        True (the default): per-kernel scaling. Each kernel is divided by its own largest
+        |weight| first. Cosine similarity ignores a kernel's length, so for SCS kernels this
+        shows every kernel's *shape* at full contrast; on one shared scale, a kernel with
+        small weights would look blank. False: the raw weights on one shared scale.
     cols : int
         Tiles per row when C == 1.
 
@@ -188,8 +190,8 @@ def plot_kernels(w, p=None, title=None, max_kernels=64, max_channels=8, normaliz
     max_channels input channels with the largest total energy (sum of squared weights over
     the kernels shown) get a column, in channel order; their indices head the columns.
 
-    All tiles share one colour scale from -m to +m (m = the largest |weight| shown): white is
-    0, red positive, blue negative. A colour bar sits on the right.
+    All tiles share one colour scale from -m to +m (m = the largest |weight| shown, 1 with
+    normalize): white is 0, red positive, blue negative. A colour bar sits on the right.
 
     Returns
     -------
@@ -312,7 +314,7 @@ def plot_feature_maps(maps, names=None, title=None, max_maps=48, cols=8, vmax=No
 
 
 def plot_small_arrays(arrays, names=None, title=None, fmt="{:.2f}", vmax=None, cmap=DIVERGING,
-                      cols=4, shared_scale=True):
+                      cols=4, shared_scale=True, colorbars=False):
     """Small 2-D arrays side by side, every value written in its cell.
 
     For worked examples: a 5x5 image, a 3x3 kernel, a 4x4 feature map and its pooled 2x2
@@ -325,18 +327,24 @@ def plot_small_arrays(arrays, names=None, title=None, fmt="{:.2f}", vmax=None, c
     title : str, optional
     fmt : str, a format for the values, e.g. "{:.2f}" or "{:.0f}"; None writes no values
     vmax : float, optional; colour limits -vmax..vmax (default: largest |value| of all arrays)
-    cmap : str, a diverging colour map (white = 0)
+    cmap : str, a diverging colour map (white = 0), or a list of one colour map per array.
+        An array drawn with a non-diverging map (e.g. "gray_r" for a patch of pixels, which
+        is never negative) is scaled from its own minimum to its maximum.
     cols : int, arrays per row
     shared_scale : bool
         True: one colour scale for all arrays. False: each array gets its own, -m..m with
         m = its largest |value| (for arrays of very different sizes, such as a patch and a
         gradient).
+    colorbars : bool, a colour bar under every array (with its own scale)
 
     Returns
     -------
-    Figure with one image axis per array.
+    Figure with one image axis per array (plus one axis per colour bar).
     """
     arrays = [np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in arrays]
+    cmaps = list(cmap) if isinstance(cmap, (list, tuple)) else [cmap] * len(arrays)
+    if len(cmaps) != len(arrays):
+        raise ValueError(f"plot_small_arrays: {len(cmaps)} colour maps for {len(arrays)} arrays")
     norm = _symmetric_norm(np.concatenate([a.ravel() for a in arrays]), vmax)
     biggest = max(max(a.shape) for a in arrays)
     size = min(4.0, max(1.8, 0.42 * biggest))
@@ -356,10 +364,14 @@ def plot_small_arrays(arrays, names=None, title=None, fmt="{:.2f}", vmax=None, c
             ax.set_yticks([])
     else:
         fig, axes = _tiles(len(arrays), cols, tile_size=size, extra_height=0.6, caption_lines=lines)
+    shared_norm = norm
     for i, (ax, a) in enumerate(zip(axes, arrays, strict=True)):
-        if not shared_scale:
-            norm = _symmetric_norm(a, vmax)
-        ax.imshow(a, cmap=cmap, norm=norm, interpolation="nearest")
+        norm = shared_norm if shared_scale else _symmetric_norm(a, vmax)
+        if cmaps[i] != DIVERGING:
+            norm = Normalize(vmin=float(a.min()), vmax=float(a.max()) if a.max() > a.min() else a.min() + 1)
+        shown = ax.imshow(a, cmap=cmaps[i], norm=norm, interpolation="nearest")
+        if colorbars:
+            fig.colorbar(shown, ax=ax, orientation="horizontal", shrink=0.9, pad=0.04)
         if names is not None:
             ax.set_title(names[i], fontsize=9)
         if fmt is None:
@@ -475,8 +487,9 @@ def plot_training_curves(history, title=None):
 
     Returns
     -------
-    Figure with two axes: loss (left) and accuracy (right, in %). The best validation
-    accuracy, if any, is marked.
+    Figure with two axes: loss (left) and accuracy (right, in %). The last validation
+    accuracy, if any, is written next to its point (the number a run reports), and the best
+    one is marked with a star when it differs.
     """
     for key in ("epoch", "train_loss", "train_acc"):
         if key not in history:
@@ -504,11 +517,16 @@ def plot_training_curves(history, title=None):
     ax_acc.set_title("Accuracy")
     val_acc = _series(history, "val_acc", n)
     if val_acc is not None:
+        last = int(np.flatnonzero(~np.isnan(val_acc))[-1])
         best = int(np.nanargmax(val_acc))
-        late = best > (n - 1) / 2                     # keep the label inside the panel
-        ax_acc.annotate(f"best {val_acc[best]:.2%}", (epochs[best], val_acc[best]),
+        late = last > (n - 1) / 2                     # keep the label inside the panel
+        ax_acc.annotate(f"last {val_acc[last]:.2%}", (epochs[last], val_acc[last]),
                         textcoords="offset points", xytext=(-4 if late else 4, -14),
                         ha="right" if late else "left", fontsize=8, color="tab:orange")
+        if val_acc[best] > val_acc[last]:
+            ax_acc.plot(epochs[best], val_acc[best], "*", ms=10, color="tab:orange",
+                        label=f"best validation {val_acc[best]:.2%} (epoch {epochs[best]:g})")
+            ax_acc.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -653,3 +671,146 @@ def plot_p_histogram(p_by_layer, bins=20, title=None):
     if title:
         fig.suptitle(title)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# watching training: kernels, p and q over the epochs
+def _first_layer_tiles(w, max_kernels):
+    """(K, kh, kw) tiles of the first input channel, each divided by its largest |weight|."""
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim != 4:
+        raise ValueError(f"expected kernels of shape (K, C, kh, kw), got shape {w.shape}")
+    tiles = w[:max(1, int(max_kernels)), 0]
+    peak = np.max(np.abs(tiles), axis=(1, 2), keepdims=True)
+    return tiles / np.where(peak > 0, peak, 1.0)
+
+
+def plot_kernels_at_epochs(snapshots, epochs=None, max_kernels=16, title=None):
+    """First-layer kernels at chosen epochs: one row per epoch, one column per kernel.
+
+    Parameters
+    ----------
+    snapshots : dict {epoch: w}, w of shape (K, C, kh, kw), e.g. copies of
+        ``model.layers[0].params["w"]`` taken before training (epoch 0) and after epochs.
+        For C > 1 the first input channel is drawn.
+    epochs : list of int, optional; the rows to draw (default: every snapshot, in order)
+    max_kernels : int, the first max_kernels kernels
+    title : str, optional
+
+    Every tile is scaled by its own largest |weight| (SCS ignores a kernel's length), on
+    one diverging scale -1..1: red positive, blue negative, white 0.
+
+    Returns
+    -------
+    Figure with one image axis per tile, plus the colour bar's axis.
+    """
+    epochs = sorted(snapshots) if epochs is None else list(epochs)
+    missing = [e for e in epochs if e not in snapshots]
+    if missing or not epochs:
+        raise ValueError(f"plot_kernels_at_epochs: no snapshot for epochs {missing} "
+                         f"(have {sorted(snapshots)})")
+    rows = [_first_layer_tiles(snapshots[e], max_kernels) for e in epochs]
+    n_k = rows[0].shape[0]
+    fig, grid = plt.subplots(len(epochs), n_k, squeeze=False, layout="constrained",
+                             figsize=(0.75 * n_k + 1.6, 0.8 * len(epochs) + 0.8))
+    norm = Normalize(vmin=-1.0, vmax=1.0)
+    image = None
+    for r, (epoch, tiles) in enumerate(zip(epochs, rows, strict=True)):
+        for k in range(n_k):
+            ax = grid[r, k]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            image = ax.imshow(tiles[k], cmap=DIVERGING, norm=norm, interpolation="nearest")
+            if r == 0:
+                ax.set_title(f"k{k}", fontsize=7)
+        grid[r, 0].set_ylabel(f"epoch {epoch}", fontsize=8, rotation=0, ha="right", va="center")
+    fig.colorbar(image, ax=grid.ravel().tolist(), shrink=0.8, label="weight / max |weight|")
+    fig.suptitle(title or "First-layer kernels during training (each on its own scale)")
+    return fig
+
+
+def plot_p_q(history, layer_names=None, title=None):
+    """The learned exponents p and noise floors q of every SCS layer, against epochs.
+
+    Parameters
+    ----------
+    history : dict with "p" and "q", one entry per recorded epoch, and optionally "epoch"
+        (default 0, 1, 2, ...). history["p"][e] is a list with one entry per SCS layer (in
+        model order) holding that layer's p values (one per kernel); history["q"][e] a list
+        of one q per layer. ``minisc.train.train`` and lesson 6 record them this way.
+    layer_names : list of str, optional, one per SCS layer (default "SCS layer 1", ...)
+    title : str, optional
+
+    Returns
+    -------
+    Figure with two axes: p (left; per layer the mean as a line and the range from the
+    smallest to the largest p as a band) and q (right, log scale).
+    """
+    if "p" not in history or "q" not in history or not history["p"]:
+        raise KeyError("plot_p_q: history needs 'p' and 'q' lists (one entry per epoch)")
+    n = len(history["p"])
+    if len(history["q"]) != n:
+        raise ValueError(f"plot_p_q: {len(history['p'])} p entries but {len(history['q'])} q entries")
+    epochs = np.asarray(history.get("epoch", range(n)), dtype=np.float64)
+    if len(epochs) != n:
+        raise ValueError(f"plot_p_q: {len(epochs)} epochs for {n} p entries")
+    n_layers = len(history["p"][0])
+    names = layer_names or [f"SCS layer {i + 1}" for i in range(n_layers)]
+    fig, (ax_p, ax_q) = plt.subplots(1, 2, layout="constrained", figsize=(10, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i in range(n_layers):
+        p = [np.asarray(history["p"][e][i], dtype=np.float64) for e in range(n)]
+        color = colors[i % len(colors)]
+        ax_p.plot(epochs, [v.mean() for v in p], marker="o", ms=3, color=color, label=f"{names[i]} (mean)")
+        ax_p.fill_between(epochs, [v.min() for v in p], [v.max() for v in p], color=color, alpha=0.15)
+        q = [float(np.ravel(history["q"][e][i])[0]) for e in range(n)]
+        ax_q.plot(epochs, q, marker="o", ms=3, color=color, label=names[i])
+    ax_p.set_ylabel("p (band: smallest to largest kernel)")
+    ax_p.set_title("Sharpening exponents p")
+    ax_q.set_ylabel("q")
+    ax_q.set_yscale("log")
+    ax_q.set_title("Noise floors q (log scale)")
+    for ax in (ax_p, ax_q):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def animate_kernels(snapshots, path, max_kernels=16, fps=2, cols=8):
+    """Save an animated GIF of the first-layer kernels over training, one frame per snapshot.
+
+    Parameters
+    ----------
+    snapshots : dict {epoch: w (K, C, kh, kw)}, as for plot_kernels_at_epochs
+    path : where to write the GIF (Pillow, which comes with Matplotlib, writes it)
+    max_kernels, cols : the first max_kernels kernels, in a grid cols wide
+    fps : frames per second
+
+    Every kernel is scaled by its own largest |weight| in every frame. Returns the path.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    epochs = sorted(snapshots)
+    if not epochs:
+        raise ValueError("animate_kernels: no snapshots")
+    frames = [_first_layer_tiles(snapshots[e], max_kernels) for e in epochs]
+    fig, axes = _tiles(frames[0].shape[0], cols, tile_size=0.9, extra_height=0.5)
+    images = [ax.imshow(tile, cmap=DIVERGING, vmin=-1, vmax=1, interpolation="nearest")
+              for ax, tile in zip(axes, frames[0], strict=True)]
+    heading = fig.suptitle(f"first-layer kernels, epoch {epochs[0]}")
+
+    def draw(i):
+        for image, tile in zip(images, frames[i], strict=True):
+            image.set_data(tile)
+        heading.set_text(f"first-layer kernels, epoch {epochs[i]}")
+        return images
+
+    animation = FuncAnimation(fig, draw, frames=len(frames), interval=1000 / fps)
+    animation.save(str(path), writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path

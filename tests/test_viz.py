@@ -71,7 +71,7 @@ def test_plot_kernels_single_channel_grid_is_symmetric_around_zero():
     w = rng().normal(size=(5, 1, 3, 3))
     w[2, 0, 1, 1] = 4.0                                           # the largest |weight|
     p = np.array([0.5, 1.0, 2.0, 3.0, 8.0])
-    fig = viz.plot_kernels(w, p=p)
+    fig = viz.plot_kernels(w, p=p, normalize=False)
     tiles = image_axes(fig)
     assert len(tiles) == 5
     assert len(fig.axes) == 6                                     # + the colour bar
@@ -87,7 +87,7 @@ def test_plot_kernels_negative_extreme_sets_the_scale_too():
     w = np.zeros((2, 1, 3, 3))
     w[0, 0, 0, 0] = -2.5
     w[1, 0, 0, 0] = 1.0
-    norm = image_axes(viz.plot_kernels(w))[0].images[0].norm
+    norm = image_axes(viz.plot_kernels(w, normalize=False))[0].images[0].norm
     assert (norm.vmin, norm.vmax) == (-2.5, 2.5)
 
 
@@ -95,7 +95,7 @@ def test_plot_kernels_multichannel_shows_most_energetic_channels():
     w = 0.01 * rng().normal(size=(4, 6, 3, 3))
     w[:, 4] += 1.0                                               # channels 4 and 1 dominate
     w[:, 1] -= 1.0
-    fig = viz.plot_kernels(w, p=np.ones(4), max_channels=2)
+    fig = viz.plot_kernels(w, p=np.ones(4), max_channels=2, normalize=False)
     tiles = image_axes(fig)
     assert len(tiles) == 4 * 2
     assert [ax.get_title() for ax in tiles[:2]] == ["in 1", "in 4"]
@@ -115,6 +115,17 @@ def test_plot_kernels_limits_and_normalize():
         assert np.abs(ax.images[0].get_array()).max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"\(K, C, kh, kw\)"):
         viz.plot_kernels(np.zeros((3, 5, 5)))
+
+
+def test_plot_kernels_scales_each_kernel_by_default():
+    """A kernel with tiny weights next to a large one is drawn at full contrast, not blank."""
+    w = rng().normal(size=(3, 1, 5, 5))
+    w[0] *= 1e-3
+    tiles = image_axes(viz.plot_kernels(w))
+    for ax in tiles:
+        assert np.abs(ax.images[0].get_array()).max() == pytest.approx(1.0)
+    shared = image_axes(viz.plot_kernels(w, normalize=False))
+    assert np.abs(shared[0].images[0].get_array()).max() < 0.01 * shared[0].images[0].norm.vmax
 
 
 def test_plot_feature_maps_counts_limits_and_scale():
@@ -188,10 +199,17 @@ def history(n=4, val=True):
 def test_plot_training_curves_two_panels_with_validation():
     fig = viz.plot_training_curves(history())
     ax_loss, ax_acc = fig.axes
-    assert len(ax_loss.get_lines()) == 2 and len(ax_acc.get_lines()) == 2
+    assert len(ax_loss.get_lines()) == 2 and len(ax_acc.get_lines()) == 3   # + the best's star
     val_acc = ax_acc.get_lines()[1].get_ydata()
     assert np.isnan(val_acc[0]) and val_acc[2] == 0.8
-    assert any("80.00%" in t.get_text() for t in ax_acc.texts)   # the best epoch is marked
+    # the last validation accuracy (the one a run reports) is written; the better best is starred
+    assert any("last 70.00%" in t.get_text() for t in ax_acc.texts)
+    assert not any("80.00%" in t.get_text() for t in ax_acc.texts)
+    labels = [line.get_label() for line in ax_acc.get_lines()]
+    assert any("best validation 80.00% (epoch 3)" in label for label in labels)
+    # when the last epoch is the best, there is no star
+    final_best = viz.plot_training_curves(dict(history(), val_acc=[None, 0.6, 0.7, 0.8])).axes[1]
+    assert len(final_best.get_lines()) == 2
 
 
 def test_plot_training_curves_without_validation_and_bad_histories():
@@ -262,3 +280,50 @@ def test_plot_p_histogram_one_panel_per_layer():
     assert counts == [24, 48, 2]
     with pytest.raises(ValueError):
         viz.plot_p_histogram({})
+
+
+# ---------------------------------------------------------------------------------------------
+def snapshots(n_epochs=3, k=4):
+    r = rng()
+    return {e: r.normal(size=(k, 1, 3, 3)) * (10.0 ** -e) for e in range(n_epochs)}
+
+
+def test_plot_kernels_at_epochs_one_row_per_epoch_each_kernel_scaled():
+    snaps = snapshots()
+    fig = viz.plot_kernels_at_epochs(snaps, epochs=[0, 2])
+    tiles = image_axes(fig)
+    assert len(tiles) == 2 * 4
+    for ax in tiles:                                         # epoch 2 has weights ~1e-2: not blank
+        assert np.abs(ax.images[0].get_array()).max() == pytest.approx(1.0)
+    assert [tiles[0].get_ylabel(), tiles[4].get_ylabel()] == ["epoch 0", "epoch 2"]
+    with pytest.raises(ValueError, match="no snapshot for epochs"):
+        viz.plot_kernels_at_epochs(snaps, epochs=[5])
+
+
+def p_q_history():
+    return {"epoch": [0, 1, 2],
+            "p": [[[2.0, 2.0], [2.0] * 3], [[1.5, 2.5], [1.0, 2.0, 3.0]], [[1.0, 3.0], [0.5, 2.0, 4.0]]],
+            "q": [[0.1, 0.1], [0.05, 0.2], [0.01, 0.3]]}
+
+
+def test_plot_p_q_draws_p_mean_and_band_and_q_per_layer():
+    fig = viz.plot_p_q(p_q_history())
+    ax_p, ax_q = fig.axes
+    means = [line.get_ydata() for line in ax_p.get_lines()]
+    assert np.allclose(means[0], [2.0, 2.0, 2.0]) and np.allclose(means[1], [2.0, 2.0, 2.1666667])
+    assert len(ax_p.collections) == 2                        # one min..max band per layer
+    assert np.allclose(ax_q.get_lines()[1].get_ydata(), [0.1, 0.2, 0.3])
+    assert ax_q.get_yscale() == "log"
+    assert all(t == int(t) for t in ax_p.get_xticks())      # whole epochs only
+    with pytest.raises(KeyError):
+        viz.plot_p_q({"epoch": [1]})
+
+
+def test_animate_kernels_writes_a_gif_with_one_frame_per_snapshot(tmp_path):
+    from PIL import Image
+
+    path = viz.animate_kernels(snapshots(n_epochs=4), tmp_path / "kernels.gif", fps=4)
+    with Image.open(path) as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == 4
+    assert not plt.get_fignums()                             # the figure was closed

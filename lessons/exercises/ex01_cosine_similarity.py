@@ -1,6 +1,6 @@
 """Exercise 1: cosine similarity, then sharpened cosine similarity.
 
-About 20-30 minutes. Grade yourself from the repository root with
+About 15-25 minutes. Grade yourself from the repository root with
 
     python -m pytest lessons/exercises/test_ex01_cosine_similarity.py
 
@@ -52,8 +52,11 @@ def cosine_similarity(a, b):
 
     Hints
     -----
-    - ``np.sum(a * b)`` is the dot product of two same-shaped arrays; ``np.sqrt`` the root.
-    - Where does eps go? Inside: ``np.sqrt(np.sum(a * a) + EPS)``.
+    - Two same-shaped arrays need no flattening: which NumPy function adds up all the
+      products of their elements?
+    - Write the formula above term by term. Where exactly is eps added: to the sum of
+      squares, or to the length? Test your answer on a = [1e-7, 0]: cosine(a, a) must be
+      about 0.0099, not 1 (see the docstring at the top).
     """
     # ---- YOUR CODE HERE ----
     raise NotImplementedError("ex01: cosine_similarity() is still a blank; fill it in")
@@ -78,10 +81,10 @@ def scs_score(patch, kernel, p, q):
 
     Hints
     -----
-    - This is ``cosine_similarity`` with q added to one of the two norms. You may copy your
-      code from above rather than call it.
-    - ``c ** p`` is NaN for a negative c and a fractional p: raise ``abs(c)`` to the power,
-      then put the sign back with ``np.sign(c)``.
+    - Compared with ``cosine_similarity``, only one of the two norms changes. Which one, and
+      is q added inside or outside its square root?
+    - What is ``(-0.5) ** 1.5`` in NumPy? Find a way to raise only the size of c to the
+      power p and to give y the sign of c.
     """
     # ---- YOUR CODE HERE ----
     raise NotImplementedError("ex01: scs_score() is still a blank; fill it in")

@@ -58,10 +58,10 @@ def maxabs_pool_forward(x, size=2):
     - With loops: for each (n, c, i, j), take the window, find the position of the largest
       ``np.abs(window)`` (``np.argmax`` on the flattened window, then ``divmod(k, size)`` gives
       its row and column), and remember it.
-    - Without loops: trim x to ``x[:, :, :Ho*size, :Wo*size]``, reshape it to
-      (N, C, Ho, size, Wo, size), move the axes to (N, C, Ho, Wo, size, size) with
-      ``transpose(0, 1, 2, 4, 3, 5)``, and reshape to (N, C, Ho, Wo, size*size): each window
-      is now one row. ``np.argmax(np.abs(...), axis=-1)`` and ``np.take_along_axis`` finish it.
+    - Without loops: after trimming the rows and columns that do not fill a window, one
+      reshape can give every window its own two axes. Which transpose brings them next to each
+      other, so that a second reshape makes each window one row? Then look up
+      ``np.take_along_axis``.
     - Do not change x.
     """
     # ---- YOUR CODE HERE ----
@@ -85,10 +85,9 @@ def maxabs_pool_backward(dy, cache):
 
     Hints
     -----
-    - Start from ``np.zeros(x_shape, dtype=dy.dtype)`` and write dy[n, c, i, j] into the
-      winner's place. With the loop-free layout from the forward hints:
-      ``np.put_along_axis`` on a (N, C, Ho, Wo, size*size) array of zeros, then undo the
-      reshape and transpose.
+    - Start from zeros of the input's shape and write each dy[n, c, i, j] into its window's
+      winner's place. What must the forward pass have remembered for that? Without loops,
+      ``np.put_along_axis`` is the mirror image of the forward's lookup.
     - Do not change dy.
     """
     # ---- YOUR CODE HERE ----

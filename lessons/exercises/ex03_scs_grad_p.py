@@ -1,6 +1,6 @@
 """Exercise 3: the gradient of sharpened cosine similarity with respect to p (and to c).
 
-About 20-30 minutes. Grade yourself from the repository root with
+About 15-25 minutes. Grade yourself from the repository root with
 
     python -m pytest lessons/exercises/test_ex03_scs_grad_p.py
 
@@ -30,11 +30,11 @@ A layer computes many cosines at once: c[m, k] for every patch m of the batch an
 kernel k, and kernel k has its own exponent p[k]. The loss depends on p[k] through every
 patch, so the chain rule *sums over the batch*:
 
-    dL/dp[k] = sum over m of  g[m, k] * dy/dp[m, k],       g = dL/dy
+    dL_dp[k] = sum over m of  dL_dy[m, k] * dy_dp[m, k]
 
 Your task
 ---------
-``sharpen`` (the forward step) is written for you. Fill in ``dy_dc``, ``dy_dp`` and ``grad_p``
+``sharpen`` (the forward step) is written for you. Fill in ``dy_dc``, ``dy_dp`` and ``dL_dp``
 between the ``YOUR CODE HERE`` markers and delete their ``raise NotImplementedError`` lines.
 No loops needed: NumPy broadcasts a (K,) array of exponents across the rows of an (M, K) array.
 """
@@ -70,10 +70,10 @@ def dy_dc(c, p):
 
     Hints
     -----
-    - The derivative is *even*: c = 0.5 and c = -0.5 give the same value. No sign(c) here.
-    - Clamp first, then raise to the power: ``np.maximum(np.abs(c), TINY) ** (p - 1)``.
-      ``np.where(cond, A, B)`` computes both A and B in full, so computing ``abs(c) ** (p - 1)``
-      unclamped inside it still divides by zero at c = 0.
+    - Is the derivative odd or even in c? Compare c = 0.5 and c = -0.5 on paper first.
+    - Look at how ``sharpen`` avoids 0 ** (negative number), and do the same *before* the
+      power. Beware: ``np.where(cond, A, B)`` computes both A and B in full, so a dangerous
+      expression inside it still runs (and warns) where cond is False.
     """
     # ---- YOUR CODE HERE ----
     raise NotImplementedError("ex03: dy_dc() is still a blank; fill it in")
@@ -95,33 +95,34 @@ def dy_dp(c, p):
 
     Hints
     -----
-    - Use the signed y: for c = -0.5, p = 2 the answer is -0.25 * ln(0.5) = +0.173.
-    - ``np.log`` of the clamped |c|, never of |c| itself.
+    - Which y: signed or not? Work out c = -0.5, p = 2 by hand and compare with the example
+      printed at the bottom of this file.
+    - Of what exactly do you take the logarithm, so that c = 0 stays finite?
     """
     # ---- YOUR CODE HERE ----
     raise NotImplementedError("ex03: dy_dp() is still a blank; fill it in")
     # ---- END OF YOUR CODE ----
 
 
-def grad_p(c, p, g):
-    """dL/dp for a batch: the gradient a layer stores in grads["p"].
+def dL_dp(c, p, dL_dy):
+    """dL_dp for a batch: the gradient a layer stores in grads["p"].
 
     Parameters
     ----------
     c : float array (M, K), cosines of M patches with K kernels
     p : float array (K,), one exponent per kernel
-    g : float array (M, K), dL/dy for every patch and kernel
+    dL_dy : float array (M, K), the gradient of the loss for every patch and kernel
 
     Returns
     -------
-    float array (K,): dL/dp[k] = sum over m of g[m, k] * dy/dp[m, k].
+    float array (K,): dL_dp[k] = sum over m of dL_dy[m, k] * dy_dp[m, k].
 
     Hints
     -----
-    - Reuse your ``dy_dp``; which axis is the batch?
+    - Reuse your ``dy_dp``. Which axis holds the patches, and which result shape do you need?
     """
     # ---- YOUR CODE HERE ----
-    raise NotImplementedError("ex03: grad_p() is still a blank; fill it in")
+    raise NotImplementedError("ex03: dL_dp() is still a blank; fill it in")
     # ---- END OF YOUR CODE ----
 
 
@@ -133,4 +134,4 @@ if __name__ == "__main__":
     print("y      =", sharpen(c, p))
     print("dy/dc  =", dy_dc(c, p))              # [1, 1, 0]
     print("dy/dp  =", dy_dp(c, p))              # [-0.173, 0.173, 0]
-    print("dL/dp for g = 1:", grad_p(c, p, np.ones_like(c)))
+    print("dL_dp for dL_dy = 1:", dL_dp(c, p, np.ones_like(c)))

@@ -20,9 +20,9 @@ A Dense (fully connected) layer computes, for a batch of N examples,
 
 Writing out one entry, y[n, o] = sum_i x[n, i] * w[i, o] + b[o], the chain rule gives
 
-    dL/dw[i, o] = sum_n x[n, i] * dL/dy[n, o]      every example contributes to every weight
-    dL/db[o]    = sum_n dL/dy[n, o]                b is added to every example's output
-    dL/dx[n, i] = sum_o dL/dy[n, o] * w[i, o]
+    dL_dW[i, o] = sum_n x[n, i] * dL_dy[n, o]      every example contributes to every weight
+    dL_db[o]    = sum_n dL_dy[n, o]                b is added to every example's output
+    dL_dx[n, i] = sum_o dL_dy[n, o] * w[i, o]
 
 Each of these is one NumPy expression. A good check on any of them: its shape must be the
 shape of the thing it is the gradient of.
@@ -39,7 +39,8 @@ Try it yourself once it passes:
     from minisc import gradcheck
     print(gradcheck(MyDense(5, 3), np.random.default_rng(0).standard_normal((4, 5))))
 
-Every error around 1e-7 or smaller means your backward is right.
+Every error below gradcheck's threshold, ``minisc.gradcheck.THRESHOLD`` = 1e-5 (lesson 4
+explains it), means your backward is right.
 """
 
 import numpy as np
@@ -91,9 +92,11 @@ class MyDense(Layer):
         Hints
         -----
         - The cached input is ``self.x`` (N, n_inputs); the weights ``self.params["w"]``.
-        - dL/dw: a matrix product of x (transposed) with dy. dL/dx: dy times w (transposed).
-        - dL/db is a *sum* over the batch axis, not a mean: the loss has already done any
-          averaging, and dy carries it.
+        - Each sum over an index in the formulas above is one matrix product. Write the
+          shapes of the two factors and of the result side by side: which arrays must be
+          transposed for the inner dimensions to match and the result to have the shape of
+          the thing it is the gradient of?
+        - Is dL_db a sum or a mean over the batch? Who already did any averaging?
         - Set the gradients with ``=`` (through ``[...]``), never ``+=``: a second backward
           must not add to the first one's gradients.
         - Do not change ``self.params`` or ``dy``.

@@ -132,6 +132,22 @@ def test_scs_q_goes_on_the_patch_norm_only(ex):
         f"to a bigger norm): got {bold:.6f} for the bold patch, {base:.6f} for the faint one")
 
 
+@pytest.mark.parametrize("tiny", ["patch", "kernel"])
+def test_scs_eps_sits_inside_both_square_roots(ex, tiny):
+    # A very short patch (or kernel), s . s = 1e-14, comparable to eps = 1e-12, and q = 0:
+    # with eps inside its root its norm is sqrt(1e-14 + 1e-12) = 1.005e-6, not 1e-7, so
+    # c = 1e-7 * 1 / (1.005e-6 * 1) = 0.0995 (p = 1). eps outside the root gives c = 1.
+    short, unit = np.array([1e-7, 0.0]), np.array([1.0, 0.0])
+    patch, kernel = (short, unit) if tiny == "patch" else (unit, short)
+    got = float(ex.scs_score(patch, kernel, 1.0, 0.0))
+    name = "s" if tiny == "patch" else "w"
+    expected = 1e-7 / (math.sqrt(1e-14 + 1e-12) * math.sqrt(1.0 + 1e-12))
+    assert got == pytest.approx(expected, rel=1e-6), (
+        f"scs_score of a {tiny} of length 1e-7 with q = 0, p = 1 should be {expected:.6f} "
+        f"(eps inside the {tiny}'s square root: sqrt({name} . {name} + eps)), got {got:.6f}. "
+        "Is eps added outside that square root, or left out?")
+
+
 def test_scs_of_a_blank_patch_is_zero_not_nan(ex):
     kernel = np.ones((1, 3, 3))
     for p, q in ((2.0, 0.1), (0.5, 0.1), (2.0, 0.0)):

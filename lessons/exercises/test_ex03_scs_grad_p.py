@@ -135,14 +135,14 @@ def test_dy_dp_at_and_below_the_clamp(ex):
 
 # ------------------------------------------------------------------------------------------
 # dL/dp over a batch
-def test_grad_p_sums_over_the_batch(ex):
+def test_dL_dp_sums_over_the_batch(ex):
     rng = np.random.default_rng(2)
     c = rng.uniform(-0.9, 0.9, size=(30, 3))
     p = np.array([0.7, 2.0, 3.0])
     g = rng.standard_normal((30, 3))
-    got = np.asarray(ex.grad_p(c, p, g))
+    got = np.asarray(ex.dL_dp(c, p, g))
     assert got.shape == (3,), (
-        f"grad_p should return one number per kernel, shape (K,) = (3,), got shape {got.shape}. "
+        f"dL_dp should return one number per kernel, shape (K,) = (3,), got shape {got.shape}. "
         "Sum over the batch axis (axis 0).")
     expected = np.zeros(3)
     for m in range(30):
@@ -152,6 +152,19 @@ def test_grad_p_sums_over_the_batch(ex):
     assert ok, (
         f"dL/dp[k] = sum over m of g[m, k] * y[m, k] * ln|c[m, k]|: expected {expected.tolist()}, "
         f"got {got.tolist()}" + (": that is a mean, not a sum." if np.allclose(got, expected / 30) else "."))
+
+
+def test_dL_dp_of_a_single_patch_is_dL_dy_times_dy_dp(ex):
+    # One patch (M = 1): dL_dp[k] = dL_dy[0, k] * y[0, k] * ln|c[0, k]|, still of shape (K,).
+    # c = 0.5, p = 2, dL_dy = 3:  3 * 0.25 * ln 0.5 = -0.519860;  c = -0.8, p = 1, dL_dy = -1:
+    # -1 * -0.8 * ln 0.8 = -0.178515.
+    got = np.asarray(ex.dL_dp(np.array([[0.5, -0.8]]), np.array([2.0, 1.0]), np.array([[3.0, -1.0]])))
+    assert got.shape == (2,), (
+        f"dL_dp should return one number per kernel, shape (K,) = (2,), even for one patch; "
+        f"got shape {got.shape}")
+    expected = [3 * 0.25 * math.log(0.5), -1 * -0.8 * math.log(0.8)]
+    assert np.allclose(got, expected, rtol=1e-9), (
+        f"dL_dp = dL_dy * dy_dp summed over the patches: expected {expected}, got {got.tolist()}")
 
 
 def _layer_case(p, with_blank_patches):
@@ -179,7 +192,7 @@ def _layer_case(p, with_blank_patches):
 
 
 @pytest.mark.parametrize("with_blank_patches", [False, True], ids=["no-blanks", "blank-patches"])
-def test_grad_p_matches_minisc_layer(ex, with_blank_patches):
+def test_dL_dp_matches_minisc_layer(ex, with_blank_patches):
     p = np.array([0.4, 1.0, 2.5, 6.0])
     c, g, expected = _layer_case(p, with_blank_patches)
     if with_blank_patches:
@@ -187,16 +200,16 @@ def test_grad_p_matches_minisc_layer(ex, with_blank_patches):
     problem = None
     with np.errstate(divide="raise", invalid="raise"):
         try:
-            got = np.asarray(ex.grad_p(c, p, g))
+            got = np.asarray(ex.dL_dp(c, p, g))
         except FloatingPointError as err:
             problem = str(err)
     if problem is not None:
-        pytest.fail(f"grad_p triggered a NumPy '{problem}' on a batch with blank patches (c = 0): "
+        pytest.fail(f"dL_dp triggered a NumPy '{problem}' on a batch with blank patches (c = 0): "
                     "take the log of max(|c|, TINY)")
-    assert got.shape == expected.shape, f"grad_p should return shape (K,) = {expected.shape}, got {got.shape}"
+    assert got.shape == expected.shape, f"dL_dp should return shape (K,) = {expected.shape}, got {got.shape}"
     ok = np.all(np.isfinite(got))
-    assert ok, f"grad_p returned non-finite values {got.tolist()}"
+    assert ok, f"dL_dp returned non-finite values {got.tolist()}"
     ok = np.allclose(got, expected, rtol=1e-8, atol=1e-12)
     assert ok, (
-        f"grad_p disagrees with minisc's SharpCosSim2D grads['p'] for {c.shape[0]} patches and "
+        f"dL_dp disagrees with minisc's SharpCosSim2D grads['p'] for {c.shape[0]} patches and "
         f"p = {p.tolist()}: expected {expected.tolist()}, got {got.tolist()}")

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from minisc import SGD, Dense, Flatten, Sequential, SoftmaxCrossEntropy, gradcheck
+from minisc.gradcheck import THRESHOLD
 
 EXERCISE = "ex04_dense_backward"
+# gradcheck's threshold for "right" (relative error in float64), the one lessons 4 and 10 use
+GRADCHECK_THRESHOLD = THRESHOLD
 
 
 def _layer(ex, n_in, n_out, dtype=np.float64, seed=0):
@@ -19,9 +22,23 @@ def _layer(ex, n_in, n_out, dtype=np.float64, seed=0):
     return layer
 
 
+def _expected_shapes(layer, dy):
+    n, (n_in, n_out) = dy.shape[0], layer.params["w"].shape
+    return (f"expected shapes, with N = {n}, n_inputs = {n_in}, n_outputs = {n_out}:\n"
+            f"  x {(n, n_in)}, dy {(n, n_out)}, w {(n_in, n_out)}\n"
+            f"  grads['w'] {(n_in, n_out)} = (n_inputs, N) @ (N, n_outputs): x transposed, then dy\n"
+            f"  grads['b'] {(n_out,)}: dy summed over the batch\n"
+            f"  dx {(n, n_in)} = (N, n_outputs) @ (n_outputs, n_inputs): dy, then w transposed")
+
+
 def _backward(layer, dy):
     """layer.backward(dy), after checking the shapes of everything it produced."""
-    dx = layer.backward(dy)
+    try:
+        dx = layer.backward(dy)
+    except ValueError as err:               # e.g. a transposed product written into grads["w"]
+        raise AssertionError(
+            f"backward raised ValueError: {err}\nA product or a sum has the wrong shape; "
+            + _expected_shapes(layer, dy)) from err
     assert dx is not None, "backward should return dL/dx; did you forget the `return`?"
     for key in ("w", "b"):
         assert layer.grads[key].shape == layer.params[key].shape, (
@@ -60,6 +77,24 @@ def test_gradient_shapes(ex):
     _backward(layer, np.ones((4, 3)))                 # checks every shape
 
 
+def test_shapes_with_a_square_weight_matrix(ex):
+    # n_inputs == n_outputs: a transposed product has the right shape and the wrong values.
+    layer = _layer(ex, 3, 3)
+    layer.params["w"][...] = np.arange(9.0).reshape(3, 3)
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    dy = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    layer.forward(x)
+    dx = _backward(layer, dy)
+    expected_w = x.T @ dy                             # [[1, 0, 0], [0, 0, 2], [0, 0, 0]]
+    expected_x = dy @ layer.params["w"].T             # [[0, 3, 6], [2, 5, 8]]
+    assert np.allclose(layer.grads["w"], expected_w), (
+        f"grads['w'] should be x.T @ dy =\n{expected_w}\ngot\n{layer.grads['w']}\n"
+        + ("that is dy.T @ x, the transpose: " if np.allclose(layer.grads["w"], expected_w.T) else "")
+        + _expected_shapes(layer, dy))
+    assert np.allclose(dx, expected_x), (
+        f"dx should be dy @ w.T =\n{expected_x}\ngot\n{dx}\n" + _expected_shapes(layer, dy))
+
+
 @pytest.mark.parametrize("n,n_in,n_out", [(4, 5, 3), (1, 7, 2), (6, 3, 8)])
 def test_gradcheck_agrees(ex, n, n_in, n_out):
     layer = _layer(ex, n_in, n_out, seed=n)
@@ -67,11 +102,11 @@ def test_gradcheck_agrees(ex, n, n_in, n_out):
     layer.forward(x)
     _backward(layer, np.ones((n, n_out)))            # shapes first, for a clearer message
     errors = gradcheck(layer, x, max_checks=None)
-    bad = {k: v for k, v in errors.items() if not v < 1e-6}
+    bad = {k: v for k, v in errors.items() if not v < GRADCHECK_THRESHOLD}
     assert not bad, (
         f"minisc.gradcheck finds gradients that disagree with finite differences for "
-        f"N={n}, n_inputs={n_in}, n_outputs={n_out} (worst relative error per array, "
-        f"about 1e-7 or less when right): {errors}")
+        f"N={n}, n_inputs={n_in}, n_outputs={n_out} (worst relative error per array; "
+        f"right means under gradcheck's threshold, {GRADCHECK_THRESHOLD:g}): {errors}")
 
 
 def test_matches_minisc_dense(ex):

@@ -31,15 +31,25 @@ def _case(seed, m=12, k=3, d=8, p=(0.6, 2.0, 3.5), blank_rows=()):
     return s, w, np.array(p, dtype=np.float64), g
 
 
-def _backward(ex, s, w, p, q, g):
+NAMES = ("dL_dc", "dL_ddot", "dL_dnorm_s", "dL_dnorm_w", "dL_dw", "dL_dq")
+
+
+def _grads(ex, s, w, p, q, g):
+    """The dict scs_backward returns, after checking its keys."""
     _, cache = ex.scs_forward(s, w, p, q)
     out = ex.scs_backward(g, cache)
-    assert isinstance(out, tuple) and len(out) == 2, (
-        f"scs_backward should return two things, (dw, dq); got {type(out).__name__}")
-    dw, dq = out
-    dw = np.asarray(dw)
-    assert dw.shape == w.shape, f"dw should have the shape of w, (K, D) = {w.shape}, got {dw.shape}"
-    assert np.size(dq) == 1, f"dq should be one number (q is shared by all patches), got shape {np.shape(dq)}"
+    assert isinstance(out, dict), (
+        f"scs_backward should return a dict of the named gradients {NAMES}; got {type(out).__name__}")
+    missing = [name for name in NAMES if name not in out]
+    assert not missing, f"scs_backward's dict lacks {missing} (it has {sorted(out)})"
+    return out
+
+
+def _backward(ex, s, w, p, q, g):
+    grads = _grads(ex, s, w, p, q, g)
+    dw, dq = np.asarray(grads["dL_dw"]), grads["dL_dq"]
+    assert dw.shape == w.shape, f"dL_dw should have the shape of w, (K, D) = {w.shape}, got {dw.shape}"
+    assert np.size(dq) == 1, f"dL_dq should be one number (q is shared by all patches), got shape {np.shape(dq)}"
     return dw, float(np.ravel(dq)[0])
 
 
@@ -126,6 +136,37 @@ def test_blank_patches_give_finite_gradients(ex, p):
     dw_ref, dq_ref = _from_minisc(s, w, p, 0.1, g, (2, 2, 2))
     _compare("dL/dw with blank patches (compared with minisc's SharpCosSim2D)", dw, dw_ref)
     _compare("dL/dq with blank patches (compared with minisc's SharpCosSim2D)", dq, dq_ref)
+
+
+def test_each_named_step_matches_finite_differences(ex):
+    """Steps 1-2, one at a time: L = sum(dL_dy * y) with y written through dot, norm_s, norm_w."""
+    s, w, p, g = _case(5, m=6, k=3, d=5)
+    q = 0.2
+    grads = _grads(ex, s, w, p, q, g)
+    norm_s = np.sqrt(np.sum(s * s, axis=1) + EPS) + q
+    norm_w = np.sqrt(np.sum(w * w, axis=1) + EPS)
+    dot = s @ w.T
+
+    def loss(dot=dot, norm_s=norm_s, norm_w=norm_w, c=None):
+        c = dot / (norm_s[:, None] * norm_w[None, :]) if c is None else c
+        return float(np.sum(g * np.sign(c) * np.abs(c) ** p))
+
+    def numeric(name, value, h=1e-6):
+        out = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            up, down = value.copy(), value.copy()
+            up[i] += h
+            down[i] -= h
+            out[i] = (loss(**{name: up}) - loss(**{name: down})) / (2 * h)
+        return out
+
+    c = dot / (norm_s[:, None] * norm_w[None, :])
+    expected = {"dL_dc": numeric("c", c), "dL_ddot": numeric("dot", dot),
+                "dL_dnorm_s": numeric("norm_s", norm_s), "dL_dnorm_w": numeric("norm_w", norm_w)}
+    for name, value in expected.items():           # in the order of the steps: the first wrong one
+        got = np.asarray(grads[name], dtype=float)
+        assert got.shape == value.shape, f"{name} should have shape {value.shape}, got {got.shape}"
+        _compare(name, got, value, tol=1e-6)
 
 
 def test_leaves_g_and_cache_alone(ex):

@@ -24,6 +24,6 @@ def dy_dp(c, p):
     return sharpen(c, p) * np.log(a)               # |c|**p = exp(p ln|c|)
 
 
-def grad_p(c, p, g):
-    """dL/dp[k] = sum_m g[m, k] * dy/dp[m, k]; -> (K,)."""
-    return np.sum(g * dy_dp(c, p), axis=0)         # every patch m pulls on the same p[k]
+def dL_dp(c, p, dL_dy):
+    """dL_dp[k] = sum_m dL_dy[m, k] * dy_dp[m, k]; -> (K,)."""
+    return np.sum(dL_dy * dy_dp(c, p), axis=0)     # every patch m pulls on the same p[k]

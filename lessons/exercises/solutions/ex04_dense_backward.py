@@ -32,11 +32,11 @@ class MyDense(Layer):
 
     def backward(self, dy):
         """dy (N, n_outputs) -> dx (N, n_inputs); fills grads["w"] and grads["b"]."""
-        dy = self._check_grad(dy)
-        # y = x @ w + b
-        #   dL/dw = x.T @ dL/dy       (n_inputs, N) @ (N, n_outputs)
-        #   dL/db = sum_n dL/dy       (n_outputs,)
-        #   dL/dx = dL/dy @ w.T       (N, n_outputs) @ (n_outputs, n_inputs)
-        self.grads["w"][...] = self.x.T @ dy
-        self.grads["b"][...] = dy.sum(axis=0)
-        return dy @ self.params["w"].T
+        dL_dy = self._check_grad(dy)
+        # y = x @ W + b
+        dL_dW = self.x.T @ dL_dy                  # (n_inputs, N) @ (N, n_outputs)
+        dL_db = dL_dy.sum(axis=0)                 # (n_outputs,): b is added to every example
+        dL_dx = dL_dy @ self.params["w"].T        # (N, n_outputs) @ (n_outputs, n_inputs)
+        self.grads["w"][...] = dL_dW
+        self.grads["b"][...] = dL_db
+        return dL_dx

@@ -20,23 +20,25 @@ def scs_forward(s, w, p, q):
     return y, cache
 
 
-def scs_backward(g, cache):
-    """g (M, K) -> (dw (K, D), dq float)."""
+def scs_backward(dL_dy, cache):
+    """dL_dy (M, K) -> dict of dL_dc, dL_ddot (M, K), dL_dnorm_s (M,), dL_dnorm_w (K,), dL_dw (K, D), dL_dq."""
     s, w, p = cache["s"], cache["w"], cache["p"]
     norm_s, norm_w = cache["norm_s"], cache["norm_w"]
     c, abs_c = cache["c"], cache["abs_c"]
 
-    # 1. y = sign(c) * |c|**p  ->  dy/dc = p |c|**(p-1), 0 where |c| was clamped
-    gc = g * np.where(np.abs(c) > TINY, p * abs_c ** (p - 1), 0.0)      # (M, K)
+    # 1. y = sign(c) * |c|**p  ->  dy_dc = p |c|**(p-1), 0 where |c| was clamped
+    dy_dc = np.where(np.abs(c) > TINY, p * abs_c ** (p - 1), 0.0)      # (M, K)
+    dL_dc = dL_dy * dy_dc                                               # (M, K)
 
     # 2. c = dot / (norm_s * norm_w)
-    g_dot = gc / (norm_s[:, None] * norm_w[None, :])                    # (M, K)
-    g_norm_w = np.sum(gc * (-c / norm_w[None, :]), axis=0)              # (K,)
-    g_norm_s = np.sum(gc * (-c / norm_s[:, None]), axis=1)              # (M,)
+    dL_ddot = dL_dc / (norm_s[:, None] * norm_w[None, :])               # (M, K)
+    dL_dnorm_w = np.sum(dL_dc * (-c / norm_w[None, :]), axis=0)         # (K,)  shared by all m
+    dL_dnorm_s = np.sum(dL_dc * (-c / norm_s[:, None]), axis=1)         # (M,)  shared by all k
 
     # 3. dot = s @ w.T   and   4. norm_w = sqrt(w . w + eps)
-    dw = g_dot.T @ s + (g_norm_w / norm_w)[:, None] * w                 # (K, D)
+    dL_dw = dL_ddot.T @ s + (dL_dnorm_w / norm_w)[:, None] * w          # (K, D)
 
     # 5. norm_s = root_s + q, with q shared by every patch
-    dq = float(np.sum(g_norm_s))
-    return dw, dq
+    dL_dq = float(np.sum(dL_dnorm_s))
+    return dict(dL_dc=dL_dc, dL_ddot=dL_ddot, dL_dnorm_s=dL_dnorm_s, dL_dnorm_w=dL_dnorm_w,
+                dL_dw=dL_dw, dL_dq=dL_dq)
