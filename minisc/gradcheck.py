@@ -21,7 +21,7 @@ The one false alarm you will meet: SharpCosSim2D with p < 1 on blank patches (al
 in MNIST's background). There c = 0 and |c|**p has a kink with an infinite slope: the central
 difference straddles it and disagrees with the layer's 0 by a factor of order 1, in dL/dx
 only. That is not a bug in the backward pass (there is no derivative to get right); check on
-inputs with a little noise added (see lesson 4, step 6).
+inputs with a little noise added (see lesson 4, step 7).
 """
 
 import copy

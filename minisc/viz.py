@@ -22,6 +22,8 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from .losses import check_labels
+
 DIVERGING = "RdBu_r"     # signed values: blue < 0 < red, white at 0
 DIGITS = "gray_r"        # digit images: dark ink on white paper
 
@@ -545,10 +547,9 @@ def confusion_matrix(y_true, y_pred, n_classes=10):
     (n_classes, n_classes) int64 array: ``cm[t, p]`` = number of examples of true class t
     predicted as p. The diagonal holds the correct predictions; ``cm.sum() == N``.
     """
-    y_true = np.asarray(y_true).reshape(-1).astype(np.int64)
-    y_pred = np.asarray(y_pred).reshape(-1).astype(np.int64)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"confusion_matrix: y_true has {y_true.size} labels, y_pred {y_pred.size}")
+    y_true = np.asarray(y_true)
+    y_true = check_labels(y_true, len(y_true), "confusion_matrix (y_true)").astype(np.int64)
+    y_pred = check_labels(y_pred, len(y_true), "confusion_matrix (y_pred)").astype(np.int64)
     for name, v in (("y_true", y_true), ("y_pred", y_pred)):
         if v.size and (v.min() < 0 or v.max() >= n_classes):
             raise ValueError(f"confusion_matrix: {name} must be in [0, {n_classes - 1}], "

@@ -327,3 +327,11 @@ def test_animate_kernels_writes_a_gif_with_one_frame_per_snapshot(tmp_path):
         assert gif.format == "GIF"
         assert gif.n_frames == 4
     assert not plt.get_fignums()                             # the figure was closed
+
+
+def test_confusion_matrix_refuses_float_labels_and_columns():
+    y = np.array([0, 1, 2, 3])
+    with pytest.raises(TypeError, match="integers"):
+        viz.confusion_matrix(y.astype(float) + 0.7, y)
+    with pytest.raises(ValueError, match="shape"):
+        viz.confusion_matrix(y, y[:, None])
