@@ -2,6 +2,7 @@
 
     python benchmarks/records.py fashion-2764 --seed 0
     python benchmarks/records.py mnist-1398 --seed 1 --twin        # and its ConvNet twin
+    python benchmarks/records.py mnist-1398 --twin-only            # the ConvNet twin alone
     python benchmarks/records.py fashion-1890 --validation 5000    # tune on a validation split
 
 For each model it prints the parameter count, then after every epoch the held-out accuracy and
@@ -38,6 +39,7 @@ def parse_args(argv=None):
     ap.add_argument("model", choices=RECORD_MODELS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--twin", action="store_true", help="also train the model's ConvNet twin")
+    ap.add_argument("--twin-only", action="store_true", help="train only the model's ConvNet twin")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
@@ -136,8 +138,8 @@ def main(argv=None):
         data["held_out"] = "test"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records = [run(args.model, args, data, out)]
-    if args.twin:
+    records = [] if args.twin_only else [run(args.model, args, data, out)]
+    if args.twin or args.twin_only:
         records.append(run(args.model + "-convnet", args, data, out))
     return 0 if records else 1
 
