@@ -41,6 +41,7 @@ import numpy as np
 
 import minisc
 from minisc import SharpCosSim2D, viz
+from minisc import data as mdata
 from minisc.models import RECIPES, build_model
 from minisc.train import load_dataset, train
 
@@ -143,25 +144,33 @@ if shipped:
     _lesson.save(viz.plot_kernels(first.params["w"], p=first.params["p"],
                                   title=f"{path.stem}: first-layer kernels"), "record_kernels.png", OUT)
     scs_layers = [layer for layer in trained.layers if isinstance(layer, SharpCosSim2D)]
-    _lesson.save(viz.plot_p_histogram([layer.params["p"] for layer in scs_layers],
-                                      title=f"{path.stem}: p of every kernel, by layer"),
+    p_by_layer = {}
+    for i, layer in enumerate(trained.layers):
+        if isinstance(layer, SharpCosSim2D):
+            kind = "depthwise" if layer.groups > 1 else "{}x{}".format(*layer.kernel_size)
+            p_by_layer[f"layer {i} ({kind})"] = layer.params["p"]
+    _lesson.save(viz.plot_p_histogram(p_by_layer, title=f"{path.stem}: p of every kernel, by layer"),
                  "record_p.png", OUT)
     print("q by layer:", ", ".join(f"{layer.params['q'][0]:.3f}" for layer in scs_layers))
     if "alpha" in first.params:
         print("alpha by layer:", ", ".join(f"{layer.params['alpha'][0]:.2f}" for layer in scs_layers))
 
     data_name = meta.get("data", "fashion-mnist" if path.name.startswith("fashion") else "mnist")
-    try:
-        test = load_dataset(data_name, quick=QUICK)
-    except Exception as err:                    # not on disk and no network: say so, go on
-        print(f"{data_name} is not available here ({type(err).__name__}); skipping its test set")
-        test = None
-    if test is not None:
+    loader = mdata.load_fashion_mnist if data_name == "fashion-mnist" else mdata.load_mnist
+    try:                                        # files on disk only: no download from a lesson
+        x_test, y_test = loader("test", download=False)
+    except (OSError, ValueError) as err:
+        print(f"{data_name}'s test set is not on this machine ({type(err).__name__}): "
+              f"`python -m minisc.data download {data_name}` gets it; skipping the scoring")
+        x_test = None
+    if x_test is not None:
+        if QUICK:
+            x_test, y_test = x_test[:300], y_test[:300]
         trained.eval()
-        pred = np.argmax(trained.predict(test["x_test"]), axis=1)
-        acc = float(np.mean(pred == test["y_test"]))
+        pred = np.argmax(trained.predict(mdata.to_float(x_test)), axis=1)
+        acc = float(np.mean(pred == y_test))
         print(f"{path.stem} on {len(pred):,} test images: {acc:.2%}")
-        cm = viz.confusion_matrix(test["y_test"], pred, 10)
+        cm = viz.confusion_matrix(y_test, pred, 10)
         names = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                  "bag", "boot") if data_name == "fashion-mnist" else None
         _lesson.save(viz.plot_confusion_matrix(cm, class_names=names), "record_confusion.png", OUT)
