@@ -8,7 +8,7 @@ exactly what SCS adds.
 import numpy as np
 
 from .base import Layer, as_rng
-from .windows import WindowedLayer, check_window_fits, col2im, output_size, pad_batch_last, patch_matrix
+from .windows import WindowedLayer, check_window_fits, col2im_of_product, output_size, pad_batch_last, patch_matrix
 
 
 class Conv2D(WindowedLayer):
@@ -58,8 +58,8 @@ class Conv2D(WindowedLayer):
         self.grads["b"][...] = dL_dy.sum(axis=2).reshape(K)
         if not self.needs_input_grad:
             return None
-        dL_dcols = w_rows.transpose(0, 2, 1) @ dL_dy                        # (G, D, M)
-        dL_dxp = col2im(dL_dcols, xp_shape, kh, kw, self.stride)            # (C, Hp, Wp, N)
+        # dL/dcols = w_rows.T @ dL/dy, added back onto the pixels one kernel offset at a time
+        dL_dxp = col2im_of_product(w_rows, dL_dy, xp_shape, kh, kw, self.stride)  # (C, Hp, Wp, N)
         pad = self.padding
         _, _, h, w = x_shape
         return dL_dxp[:, pad:pad + h, pad:pad + w, :].transpose(3, 0, 1, 2)
