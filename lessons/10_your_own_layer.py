@@ -176,6 +176,12 @@ print(f"{layer}: {x.shape} -> {layer.forward(x).shape}, {layer.n_params} paramet
 # (`_lesson.GRADCHECK_THRESHOLD`) means right. A wrong sign or a forgotten term shows up as an
 # error of 1e-2 or more. Try it: flip the sign of the q gradient in `backward()` above and
 # rerun this lesson.
+#
+# One false alarm to know about: with p < 1 on a blank patch (all zeros, like MNIST's
+# background) c = 0, where |c|**p has a kink with an infinite slope. Finite differences then
+# see a huge slope that the layer, rightly, does not report (it uses dy/dc = 0 there), and
+# gradcheck fails although the code is right. Check p < 1 on lit patches, as the input here
+# is, and blank patches with p > 1 (`minisc/gradcheck.py` says more).
 
 # %%
 _lesson.section("3. gradcheck before anything else")
