@@ -98,6 +98,7 @@ def run(name, args, data, out):
 
 
 def plot(record, path):
+    """Held-out accuracy after every epoch (all of them, from the first), and the target line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,8 +109,7 @@ def plot(record, path):
     ax.axhline(100 * record["target"], color="k", ls="--", lw=1, label=f"target {100 * record['target']:.0f}%")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{record['held_out']} accuracy (%)")
-    lo = min(100 * record["target"] - 3, 100 * min(hist["val_acc"][len(hist["val_acc"]) // 4:] or [1]))
-    ax.set_ylim(max(lo, 0), 100)
+    ax.set_ylim(max(0, min(100 * min(hist["val_acc"]), 100 * record["target"]) - 2), 100)
     ax.set_title(f"{record['model']}, {record['n_params']:,} parameters, seed {record['seed']}: "
                  f"{100 * record['final_accuracy']:.2f}% after the last epoch", fontsize=9)
     ax.grid(alpha=0.3)
