@@ -44,7 +44,8 @@ def parse_args(argv=None):
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--threads", type=int, default=None,
-                    help="BLAS threads (set before NumPy starts; default: NumPy's own choice)")
+                    help="threads for BLAS and for minisc's batch chunks (set before NumPy starts; "
+                         "default: every CPU this process may use)")
     ap.add_argument("--out", default="runs/records")
     ap.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch: a smoke test")
     return ap.parse_args(argv)
@@ -53,6 +54,7 @@ def parse_args(argv=None):
 def run(name, args, data, out):
     import numpy as np
 
+    from minisc import get_num_threads
     from minisc.models import RECIPES, build_model
     from minisc.train import evaluate, train
 
@@ -63,7 +65,9 @@ def run(name, args, data, out):
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)
-    print(f"\n{name}: {model.n_params:,} parameters; recipe {recipe}; seed {args.seed}", flush=True)
+    threads = get_num_threads()
+    print(f"\n{name}: {model.n_params:,} parameters; recipe {recipe}; seed {args.seed}; "
+          f"{threads} thread(s)", flush=True)
     epoch_seconds = []
     last = [time.perf_counter()]
 
@@ -86,7 +90,7 @@ def run(name, args, data, out):
     stem = out / f"{name}-seed{args.seed}"
     record = dict(model=name, n_params=model.n_params, seed=args.seed, recipe=recipe, data=data_name,
                   held_out=data["held_out"], final_accuracy=final, target=target,
-                  epoch_seconds=epoch_seconds, history=history)
+                  epoch_seconds=epoch_seconds, threads=threads, history=history)
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
     command = "python benchmarks/records.py " + " ".join(sys.argv[1:])
     model.save(stem.with_suffix(".npz"), metadata=dict(
@@ -124,7 +128,7 @@ def main(argv=None):
     if args.threads:
         if "numpy" in sys.modules:
             raise RuntimeError("records.py: --threads must be set before NumPy is imported")
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINISC_NUM_THREADS"):
             os.environ[var] = str(args.threads)
     from minisc.models import RECIPES
     from minisc.train import load_dataset

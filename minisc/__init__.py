@@ -22,9 +22,10 @@ from .layers import (
 from .losses import SoftmaxCrossEntropy, accuracy
 from .model import Sequential, load
 from .optim import SGD, Adam
+from .parallel import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = ["SharpCosSim2D", "MaxAbsPool2D", "MaxPool2D", "Dense", "Flatten", "Conv2D", "ReLU",
            "Standardize", "Layer", "register_layer", "Sequential", "load", "SoftmaxCrossEntropy",
-           "accuracy", "SGD", "Adam", "gradcheck"]
+           "accuracy", "SGD", "Adam", "gradcheck", "set_num_threads", "get_num_threads"]

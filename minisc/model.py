@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import parallel
 from .files import atomic_write
 from .layers import LAYER_TYPES, Layer
 from .layers.base import as_float_dtype
@@ -56,6 +57,7 @@ class Sequential:
         # Free-form facts about how the model was made (data, epochs, accuracy, ...), saved
         # with it; minisc.load fills it from the file. A plain dict of JSON-friendly values.
         self.metadata = {}
+        self._chunks = None     # how the last training forward was split across threads
         self.layers[0].needs_input_grad = False
         if self.input_shape is not None:
             self.output_shapes()          # fails early, naming the layer, if shapes don't fit
@@ -72,17 +74,43 @@ class Sequential:
                              f" got {x.shape}")
         if not self.training and len(x) > EVAL_CHUNK:
             return np.concatenate([self.forward(x[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
+        self._chunks = None
+        parts = parallel.chunks(len(x)) if isinstance(x, np.ndarray) else [slice(None)]
+        if len(parts) == 1:
+            return _forward_through(self.layers, x)
+        # Several threads (minisc/parallel.py): each chunk of the batch goes through replicas
+        # of the layers, which share the parameters and keep their own caches and gradients.
+        replicas = [[layer.replica() for layer in self.layers] for _ in parts]
+        for layer in self.layers:                   # the layers' own caches are not used
+            layer._cache = layer._y_shape = None
+        outs = parallel.run(_forward_through, replicas, [x[part] for part in parts])
+        if self.training:
+            self._chunks = (parts, replicas, len(x))
+        return np.concatenate(outs)
 
     __call__ = forward
 
     def backward(self, dy):
         """dy: dL/d(output) -> dL/dx (None if the first layer skips it). Fills every layer's grads."""
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+        if not self.training:
+            raise RuntimeError("Sequential: backward() after a forward pass in evaluation mode, "
+                               "which keeps nothing for backward; call model.train() first")
+        if self._chunks is None:
+            return _backward_through(self.layers, dy)
+        parts, replicas, n = self._chunks
+        if not isinstance(dy, np.ndarray) or len(dy) != n:
+            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
+            raise ValueError(f"Sequential: expected a gradient for the {n} examples of the last "
+                             f"forward pass, got {got}")
+        dxs = parallel.run(_backward_through, replicas, [dy[part] for part in parts])
+        # Each chunk's gradient is a sum over its examples; the batch's is their sum, added in
+        # chunk order so that a run repeats bit for bit.
+        for i, layer in enumerate(self.layers):
+            for key, grad in layer.grads.items():
+                grad[...] = replicas[0][i].grads[key]
+                for chunk in replicas[1:]:
+                    grad += chunk[i].grads[key]
+        return None if dxs[0] is None else np.concatenate(dxs)
 
     def predict(self, x, batch_size=500):
         """Class scores for many examples, in batches, in evaluation mode: (N, ...) -> (N, classes).
@@ -240,6 +268,18 @@ class Sequential:
             for name in layer.params:
                 layer.params[name][...] = arrays[f"{i}.{name}"]
         return self
+
+
+def _forward_through(layers, x):
+    for layer in layers:
+        x = layer.forward(x)
+    return x
+
+
+def _backward_through(layers, dy):
+    for layer in reversed(layers):
+        dy = layer.backward(dy)
+    return dy
 
 
 def _read_model_file(path):

@@ -29,6 +29,7 @@ Arrays are channels-first, (N, C, H, W), and a layer computes in the dtype of it
 (float32 unless you ask for float64).
 """
 
+import copy
 import functools
 
 import numpy as np
@@ -148,6 +149,15 @@ class Layer:
             self.params[key] = self.params[key].astype(self.dtype)
             self.grads[key] = np.zeros_like(self.params[key])
         return self
+
+    def replica(self):
+        """A copy for one chunk of a batch (see minisc.parallel): the *same* parameter arrays,
+        its own grads and cache. What a replica's backward computes lands in its own grads."""
+        twin = copy.copy(self)
+        twin.grads = {k: np.zeros_like(v) for k, v in self.grads.items()}
+        twin._cache = None
+        twin._y_shape = None
+        return twin
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
