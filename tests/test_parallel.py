@@ -1,0 +1,163 @@
+"""Threads over batch chunks (minisc/parallel.py): same answers as one thread, repeatable, and
+gradients still checked against finite differences through the threaded path."""
+
+import numpy as np
+import pytest
+
+import minisc
+from minisc import parallel
+from minisc.gradcheck import gradcheck
+from minisc.layers import Dense, Flatten, MaxAbsPool2D, SharpCosSim2D
+from minisc.losses import SoftmaxCrossEntropy
+from minisc.model import Sequential
+from minisc.models import build_model
+
+
+@pytest.fixture
+def threads():
+    """Set the thread count inside a test; the previous count comes back afterwards."""
+    before = minisc.get_num_threads()
+    yield minisc.set_num_threads
+    minisc.set_num_threads(before)
+
+
+def small_model(dtype=np.float32, rng=0):
+    return Sequential([
+        SharpCosSim2D(2, 4, 3, padding=1, q_init=0.05, alpha_init=2.0, dtype=dtype, rng=rng),
+        MaxAbsPool2D(2, ceil_mode=True, dtype=dtype),
+        SharpCosSim2D(4, 4, 3, padding=1, groups=4, dtype=dtype, rng=rng),
+        Flatten(dtype=dtype),
+        Dense(4 * 4 * 4, 3, dtype=dtype, rng=rng),
+    ], input_shape=(2, 7, 7))
+
+
+def one_step(model, x, y):
+    loss = SoftmaxCrossEntropy()
+    out = model.forward(x)
+    loss.forward(out, y)
+    dx = model.backward(loss.backward())
+    return out, dx, {(i, k): g.copy() for i, layer in enumerate(model.layers)
+                     for k, g in layer.grads.items()}
+
+
+def test_chunks_cover_the_batch_in_order():
+    for n in [1, 15, 16, 31, 32, 33, 100, 128, 1000]:
+        for t in [1, 2, 3, 8]:
+            parts = parallel.chunks(n, t)
+            assert parts[0].start == 0 and parts[-1].stop == n
+            assert all(a.stop == b.start for a, b in zip(parts[:-1], parts[1:], strict=True))
+            sizes = [p.stop - p.start for p in parts]
+            assert max(sizes) - min(sizes) <= 1
+            assert len(parts) == 1 or min(sizes) >= parallel.MIN_CHUNK
+            assert len(parts) <= t
+    assert len(parallel.chunks(100, 2)) == 2
+    assert len(parallel.chunks(2 * parallel.MIN_CHUNK - 1, 2)) == 1      # too small to split
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
+def test_set_num_threads_refuses_nonsense(bad, threads):
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        threads(bad)
+
+
+def test_environment_variable(monkeypatch, threads):
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.setenv("MINISC_NUM_THREADS", "3")
+    assert minisc.get_num_threads() == 3
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.setenv("MINISC_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="MINISC_NUM_THREADS.*'many'"):
+        minisc.get_num_threads()
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.delenv("MINISC_NUM_THREADS")
+    assert minisc.get_num_threads() >= 1
+
+
+def test_replica_shares_parameters_not_gradients():
+    layer = SharpCosSim2D(1, 2, 3, rng=0)
+    twin = layer.replica()
+    assert twin.params is layer.params and twin.params["w"] is layer.params["w"]
+    assert twin.grads["w"] is not layer.grads["w"]
+    x = np.random.default_rng(0).random((2, 1, 5, 5), dtype=np.float32)
+    twin.backward(twin.forward(x))
+    assert np.all(layer.grads["w"] == 0) and np.any(twin.grads["w"] != 0)
+
+
+@pytest.mark.parametrize("name", ["fashion-2764", "scs-tiny", "convnet"])
+def test_threads_agree_with_one_thread(name, threads):
+    # float64, so that the different order of the sums changes only the last of ~16 digits
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 1, 28, 28))
+    y = rng.integers(0, 10, 40)
+    model = build_model(name, rng=0, dtype=np.float64)
+    model.layers[0].needs_input_grad = True
+    threads(1)
+    out1, dx1, g1 = one_step(model, x, y)
+    threads(2)
+    out2, dx2, g2 = one_step(model, x, y)
+    assert model._chunks is not None and len(model._chunks[0]) == 2    # it did split
+    np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-9, atol=1e-14)
+    for key in g1:
+        np.testing.assert_allclose(g2[key], g1[key], rtol=1e-9, atol=1e-12, err_msg=str(key))
+
+
+def test_threads_repeat_bit_for_bit(threads):
+    rng = np.random.default_rng(2)
+    x = rng.random((64, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    threads(2)
+    model = build_model("fashion-2764", rng=0)
+    a = one_step(model, x, y)
+    b = one_step(model, x, y)
+    assert np.array_equal(a[0], b[0])
+    for key in a[2]:
+        assert np.array_equal(a[2][key], b[2][key]), key
+
+
+def test_training_with_threads_is_repeatable(threads):
+    from minisc.train import train
+    rng = np.random.default_rng(3)
+    x = rng.random((96, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 96)
+    threads(2)
+    finals = []
+    for _ in range(2):
+        model = build_model("scs-tiny", rng=0)
+        train(model, x, y, epochs=2, batch_size=48, lr=0.01, seed=0, progress=False,
+              log=lambda *a: None)
+        finals.append(np.concatenate([v.ravel() for layer in model.layers
+                                      for v in layer.params.values()]))
+    assert np.array_equal(finals[0], finals[1])
+
+
+def test_gradcheck_through_the_threaded_path(threads):
+    threads(2)
+    x = np.random.default_rng(4).random((2 * parallel.MIN_CHUNK, 2, 7, 7)) + 0.05
+    result = gradcheck(small_model(), x, max_checks=400)
+    assert result.passed, dict(result)
+
+
+def test_backward_errors_with_threads(threads):
+    threads(2)
+    model = small_model()
+    x = np.random.default_rng(5).random((40, 2, 7, 7), dtype=np.float32)
+    out = model.forward(x)
+    with pytest.raises(ValueError, match="gradient for the 40 examples"):
+        model.backward(np.ones((39, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"expected a gradient of shape \(20, 3\)"):
+        model.backward(np.ones((40, 4), dtype=np.float32))
+    model.eval()
+    model.forward(x)
+    with pytest.raises(RuntimeError, match="evaluation mode"):
+        model.backward(np.ones_like(out))
+    model.train()
+
+
+def test_an_error_in_a_chunk_reaches_the_caller(threads):
+    threads(2)
+    model = small_model()
+    x = np.random.default_rng(6).random((40, 2, 7, 7), dtype=np.float32)
+    x[30, 0, 0, 0] = np.nan                                   # in the second chunk only
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.forward(x)
