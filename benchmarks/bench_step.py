@@ -25,9 +25,15 @@ Scenario 1, the reference network (52,189 parameters) on random 28x28 float32 im
 Scenario 2: one epoch of the flagship lesson network (``minisc.models.build_model("scs")``)
 over 60,000 images (the shipped MNIST sample digits, repeated), with Adam, in seconds.
 
+Scenario 3: one epoch of the record network ``fashion-2764`` over 60,000 Fashion-MNIST
+training images (the MNIST sample when Fashion-MNIST is not on the machine), batch 100, with
+Adam, in seconds; and its PyTorch twin, built by ``torch_scs.py`` with the same parameters and
+first checked to agree.
+
 Threads. NumPy's matrix products run on OpenBLAS threads; everything else in NumPy runs on one
-thread. ``--threads N`` sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS before
-NumPy is imported, and ``torch.set_num_threads(N)``. Without it, N is OPENBLAS_NUM_THREADS (or
+thread, so minisc splits each batch into one chunk per thread (``minisc/parallel.py``).
+``--threads N`` sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS and
+MINISC_NUM_THREADS before NumPy is imported, and ``torch.set_num_threads(N)``. Without it, N is OPENBLAS_NUM_THREADS (or
 OMP_NUM_THREADS) if set, else the number of CPUs, which is OpenBLAS's own default. The report
 prints the thread count OpenBLAS itself says it uses. Compare numbers from one run only: other
 programs on the machine, the thread count and the memory allocator all move absolute times.
@@ -61,6 +67,11 @@ def parse_args(argv=None):
                     help="images in the epoch scenario (default 60000; 4 batches with --quick; 0 skips it)")
     ap.add_argument("--model", default="scs",
                     help="minisc.models name for the epoch scenario (default scs, the flagship)")
+    ap.add_argument("--record-images", type=int, default=None,
+                    help="images in the record-network epoch scenario (default 60000; 4 batches "
+                         "with --quick; 0 skips it)")
+    ap.add_argument("--record-model", default="fashion-2764",
+                    help="minisc.models name for that scenario (default fashion-2764)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.batch < 1:
@@ -69,14 +80,20 @@ def parse_args(argv=None):
         args.reps = 3 if args.quick else 40
     if args.epoch_images is None:
         args.epoch_images = 4 * args.batch if args.quick else 60000
+    if args.record_images is None:
+        args.record_images = 4 * RECORD_BATCH if args.quick else 60000
     return args
 
 
+RECORD_BATCH = 100      # the record networks' recipes use batches of 100
+
+
 def choose_threads(requested):
-    """The thread count to use, exported for OpenBLAS/OpenMP/MKL before NumPy is imported."""
+    """The thread count to use, exported for OpenBLAS/OpenMP/MKL and minisc's batch chunks
+    before NumPy is imported."""
     env = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     n = requested or (int(env) if env else os.cpu_count() or 1)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINISC_NUM_THREADS"):
         os.environ[var] = str(n)
     return n
 
@@ -243,23 +260,31 @@ class MiniscStep:
 
     def layer_times(self, reps):
         """Median ms of each layer's forward and backward, and of the loss."""
+        # As Sequential does it: the batch in chunks (one per thread), each through replicas of
+        # the layers; here one layer at a time, so that each layer can be timed on its own.
+        from minisc import parallel
         layers = self.model.layers
+        parts = parallel.chunks(len(self.x))
         fwd = [[] for _ in layers]
         bwd = [[] for _ in layers]
         loss_t = []
         for _rep in range(reps + 2):
-            h = self.x
-            for i, layer in enumerate(layers):
+            replicas = [[layer.replica() for layer in layers] for _ in parts]
+            hs = [self.x[part] for part in parts]
+            for i in range(len(layers)):
                 t = time.perf_counter()
-                h = layer.forward(h)
+                hs = parallel.run(lambda rep, h, i=i: rep[i].forward(h), replicas, hs) \
+                    if len(parts) > 1 else [layers[i].forward(hs[0])]
                 fwd[i].append(time.perf_counter() - t)
             t = time.perf_counter()
-            self.loss.forward(h, self.y)
+            self.loss.forward(np.concatenate(hs), self.y)
             g = self.loss.backward()
             loss_t.append(time.perf_counter() - t)
+            gs = [g[part] for part in parts]
             for i in reversed(range(len(layers))):
                 t = time.perf_counter()
-                g = layers[i].backward(g)
+                gs = parallel.run(lambda rep, g, i=i: rep[i].backward(g), replicas, gs) \
+                    if len(parts) > 1 else [layers[i].backward(gs[0])]
                 bwd[i].append(time.perf_counter() - t)
         med = lambda v: 1000 * statistics.median(v[2:])  # noqa: E731  (first 2: warm-up)
         return [(layer, med(f), med(b)) for layer, f, b in zip(layers, fwd, bwd)], med(loss_t)
@@ -292,6 +317,19 @@ def epoch_data(n_images, rng=0):
         r = np.random.default_rng(rng)
         return ("random images", r.random((n_images, 1, 28, 28), dtype=np.float32),
                 r.integers(0, 10, n_images))
+
+
+def record_data(n_images):
+    """Fashion-MNIST training images when they are on this machine, else epoch_data's."""
+    try:
+        from minisc.data import load_fashion_mnist, to_float
+        images, labels = load_fashion_mnist("train", download=False, progress=False)
+    except (ImportError, OSError, ValueError, TypeError, RuntimeError):
+        return epoch_data(n_images)
+    reps = -(-n_images // len(images))
+    x = np.concatenate([to_float(images)] * reps)[:n_images]
+    y = np.concatenate([labels.astype(np.int64)] * reps)[:n_images]
+    return "Fashion-MNIST training images", x, y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,6 +520,27 @@ def main(args, threads):
         if have_torch:
             tsecs = run_epoch_torch(emodel, ex, ey, args.batch)
             results.update(torch_epoch_s=tsecs)
+            print(f"  PyTorch: {tsecs:7.1f} s   ({1000 * tsecs / n_steps:.1f} ms per step); "
+                  f"minisc / PyTorch: {secs / tsecs:.2f}")
+
+    if args.record_images > 0:
+        name, rmodel = epoch_network(args.record_model)
+        data_name, rx, ry = record_data(args.record_images)
+        n_steps = -(-len(rx) // RECORD_BATCH)
+        print(f"\nScenario 3: one epoch of the record network '{name}' ({rmodel.n_params:,} "
+              f"parameters): {len(rx):,} images ({data_name}), batch {RECORD_BATCH}, Adam, "
+              f"{n_steps} steps (no augmentation, no evaluation)")
+        if have_torch:
+            _, torch_scs_mod, rnet, _, _, _ = torch_setup(rmodel, rx[:40], ry[:40], threads)
+            logit_diff, (worst_name, worst) = agreement(rmodel, rnet, torch_scs_mod, rx[:40], ry[:40])
+            print(f"  agreement with its PyTorch twin (torch_scs.py): logits within {logit_diff:.1e}; "
+                  f"gradients within {worst:.1e} of each array's largest entry (worst: {worst_name})")
+        secs = run_epoch_minisc(rmodel, rx, ry, RECORD_BATCH)
+        results.update(record_model=name, record_images=len(rx), record_epoch_s=secs)
+        print(f"  minisc : {secs:7.1f} s   ({1000 * secs / n_steps:.1f} ms per step, update included)")
+        if have_torch:
+            tsecs = run_epoch_torch(rmodel, rx, ry, RECORD_BATCH)
+            results.update(record_torch_epoch_s=tsecs)
             print(f"  PyTorch: {tsecs:7.1f} s   ({1000 * tsecs / n_steps:.1f} ms per step); "
                   f"minisc / PyTorch: {secs / tsecs:.2f}")
 

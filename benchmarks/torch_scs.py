@@ -2,8 +2,9 @@
 
 Used by bench_step.py when PyTorch is installed (``pip install ".[torch]"``); minisc itself
 never imports it. ``from_minisc(model)`` builds the PyTorch twin of a minisc Sequential made of
-SharpCosSim2D, MaxAbsPool2D, Flatten and Dense layers, with the same parameter values, so the
-benchmark can check that both compute the same numbers before timing them.
+SharpCosSim2D (grouped and depthwise, with or without the output scale alpha), MaxAbsPool2D
+(ceil mode too), Flatten and Dense layers, with the same parameter values, so the benchmark can
+check that both compute the same numbers before timing them.
 
 Each piece is written the way a PyTorch user who cares about speed would write it, and does
 the same arithmetic as minisc:
@@ -51,38 +52,43 @@ class SignedPower(torch.autograd.Function):
 class SCS2d(nn.Module):
     """Sharpened cosine similarity, parameters named and shaped as in minisc."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 p_init=2.0, q_init=0.1):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
+                 p_init=2.0, q_init=0.1, alpha_init=None):
         super().__init__()
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        w = torch.empty(out_channels, in_channels, kh, kw)
+        self.kernel_size, self.stride, self.padding, self.groups = (kh, kw), stride, padding, groups
+        w = torch.empty(out_channels, in_channels // groups, kh, kw)
         nn.init.xavier_uniform_(w)
         self.w = nn.Parameter(w)
         self.p = nn.Parameter(torch.full((out_channels,), float(p_init)))
         self.q = nn.Parameter(torch.full((1,), float(q_init)))
+        self.alpha = None if alpha_init is None else nn.Parameter(torch.full((1,), float(alpha_init)))
 
     def forward(self, x):
         kh, kw = self.kernel_size
-        w = self.w
+        n, c_in, h, w_in = x.shape
+        g, w = self.groups, self.w
         norm_w = torch.sqrt((w * w).sum((1, 2, 3), keepdim=True) + EPS)
-        dot = F.conv2d(x, w / norm_w, stride=self.stride, padding=self.padding)
-        # |s|**2 of every patch: a kh x kw box sum of the channel-summed x**2
-        sq = F.avg_pool2d((x * x).sum(1, keepdim=True), (kh, kw), self.stride, self.padding,
-                          count_include_pad=True) * (kh * kw)
-        c = dot / (torch.sqrt(sq + EPS) + self.q)
-        return SignedPower.apply(c, self.p)
+        dot = F.conv2d(x, w / norm_w, stride=self.stride, padding=self.padding, groups=g)
+        # |s|**2 of every patch: a kh x kw box sum of x**2 summed over each group's channels
+        x2 = (x * x).view(n, g, c_in // g, h, w_in).sum(2)
+        sq = F.avg_pool2d(x2, (kh, kw), self.stride, self.padding, count_include_pad=True) * (kh * kw)
+        norm_s = torch.sqrt(sq + EPS) + self.q                         # (N, G, Ho, Wo)
+        _, k, ho, wo = dot.shape
+        c = (dot.view(n, g, k // g, ho, wo) / norm_s.unsqueeze(2)).view(n, k, ho, wo)
+        y = SignedPower.apply(c, self.p)
+        return y if self.alpha is None else self.alpha * y
 
 
 class MaxAbsPool2d(nn.Module):
     """The element of largest |x| in each window, sign kept (first one on ties)."""
 
-    def __init__(self, pool_size=2):
+    def __init__(self, pool_size=2, ceil_mode=False):
         super().__init__()
-        self.pool_size = pool_size
+        self.pool_size, self.ceil_mode = pool_size, ceil_mode
 
     def forward(self, x):
-        _, idx = F.max_pool2d(x.abs(), self.pool_size, return_indices=True)
+        _, idx = F.max_pool2d(x.abs(), self.pool_size, ceil_mode=self.ceil_mode, return_indices=True)
         return x.flatten(2).gather(2, idx.flatten(2)).view_as(idx)
 
 
@@ -97,13 +103,12 @@ def from_minisc(model):
         params = {k: torch.from_numpy(v.astype("float32")) for k, v in layer.params.items()}
         if kind == "SharpCosSim2D":
             t = SCS2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                      layer.padding)
+                      layer.padding, layer.groups, alpha_init=layer.alpha_init)
             with torch.no_grad():
-                t.w.copy_(params["w"])
-                t.p.copy_(params["p"])
-                t.q.copy_(params["q"])
+                for name, value in params.items():
+                    getattr(t, name).copy_(value)
         elif kind == "MaxAbsPool2D":
-            t = MaxAbsPool2d(tuple(layer.pool_size))
+            t = MaxAbsPool2d(tuple(layer.pool_size), layer.ceil_mode)
         elif kind == "Flatten":
             t = nn.Flatten()
         elif kind == "Dense":
@@ -122,7 +127,8 @@ def minisc_grads(torch_model):
     out = []
     for t in torch_model:
         if isinstance(t, SCS2d):
-            out.append({"w": t.w.grad.numpy(), "p": t.p.grad.numpy(), "q": t.q.grad.numpy()})
+            out.append({name: getattr(t, name).grad.numpy() for name in ("w", "p", "q", "alpha")
+                        if getattr(t, name) is not None})
         elif isinstance(t, nn.Linear):
             out.append({"w": t.weight.grad.numpy().T, "b": t.bias.grad.numpy()})
         else:
