@@ -4,16 +4,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_step.py"
 
 
-def test_bench_step_quick_run():
+# one thread, and two threads with a batch big enough to be split into chunks
+@pytest.mark.parametrize("threads,batch", [(1, 8), (2, 32)])
+def test_bench_step_quick_run(threads, batch):
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--batch", "8", "--no-torch", "--threads", "1"],
-        capture_output=True, text=True, timeout=120)
+        [sys.executable, str(SCRIPT), "--quick", "--batch", str(batch), "--no-torch",
+         "--threads", str(threads), "--record-images", "200"],
+        capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for expected in ("52,189 parameters", "training step: forward + loss + backward",
                      "forward only", "Adam update", "GFLOP per step", "peak resident memory",
-                     "Scenario 2: one epoch"):
+                     "Scenario 2: one epoch", "Scenario 3: one epoch of the record network 'fashion-2764'"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
