@@ -20,17 +20,20 @@ which changes the last bits (about 1e-7 relative in float32), as any reordering 
 
 NumPy releases Python's global interpreter lock inside its loops, so the threads really do run
 at the same time. While a chunk runs, the BLAS library of that thread is asked to use one core
-(two chunks each asking for all cores would fight over them); if minisc cannot find NumPy's
-OpenBLAS (another BLAS, another build), it leaves BLAS as it is and the threads still work.
+(two chunks each asking for all cores would fight over them). If minisc cannot find NumPy's
+OpenBLAS (another BLAS, another build), it leaves BLAS alone and, unless told otherwise,
+uses one thread.
 
 ``Sequential.forward`` and ``Sequential.backward`` use this module; layers never do, so every
 layer file stays single-threaded and reads as its math.
 
     minisc.set_num_threads(1)     # everything on one thread, as a debugger likes it
-    minisc.get_num_threads()      # default: the CPUs this process may use, or $MINISC_NUM_THREADS
+    minisc.get_num_threads()      # default: $MINISC_NUM_THREADS, else the CPUs this process
+                                  # may use (1 when NumPy's BLAS is not OpenBLAS)
 """
 
 import ctypes
+import functools
 import glob
 import os
 import threading
@@ -55,7 +58,9 @@ def _cpu_count():
 def _threads_from_env():
     text = os.environ.get("MINISC_NUM_THREADS", "").strip()
     if not text:
-        return _cpu_count()
+        # Without a way to keep each chunk's BLAS on one core, the chunks' matrix products
+        # would compete for all cores at once, which can be slower than no chunks at all.
+        return _cpu_count() if _openblas_local_setter() is not None else 1
     try:
         n = int(text)
     except ValueError:
@@ -98,6 +103,7 @@ def chunks(n_examples, n_threads=None):
 # ---------------------------------------------------------------------------------------------
 # One core of BLAS per chunk. NumPy's wheels ship OpenBLAS as a library of their own; OpenBLAS
 # 0.3.27 and newer can set the thread count of the calling thread only.
+@functools.lru_cache(maxsize=1)
 def _openblas_local_setter():
     here = os.path.dirname(np.__file__)
     for path in sorted(glob.glob(os.path.join(here + ".libs", "*openblas*")) +

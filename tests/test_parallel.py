@@ -71,6 +71,10 @@ def test_environment_variable(monkeypatch, threads):
     monkeypatch.setattr(parallel, "_num_threads", None)
     monkeypatch.delenv("MINISC_NUM_THREADS")
     assert minisc.get_num_threads() >= 1
+    # without a per-thread BLAS setting, the default is one thread (no competing chunks)
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.setattr(parallel, "_openblas_local_setter", lambda: None)
+    assert minisc.get_num_threads() == 1
 
 
 def test_replica_shares_parameters_not_gradients():
