@@ -61,7 +61,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=15, help="timed steps per process")
     ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=2, help="BLAS threads of every process")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="BLAS threads and minisc batch-chunk threads of every process")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="minisc-ab-"))
@@ -69,7 +70,8 @@ def main(argv=None):
     try:
         trees["old"] = checkout(args.old, tmp / "old")
         trees["new"] = checkout(args.new, tmp / "new")
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+                   MINISC_NUM_THREADS=str(args.threads))
         results = {"old": [], "new": []}
         for r in range(args.rounds):
             for side in ("old", "new") if r % 2 == 0 else ("new", "old"):

@@ -59,6 +59,9 @@ def parse_args(argv=None):
                     help="timed repetitions of each measurement (default 40; 3 with --quick)")
     ap.add_argument("--threads", type=int, default=None,
                     help="BLAS and PyTorch threads (default: OPENBLAS_NUM_THREADS or the CPU count)")
+    ap.add_argument("--minisc-threads", type=int, default=None,
+                    help="threads for minisc's batch chunks only (default: as --threads; 1 shows "
+                         "minisc without them)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to start)")
     ap.add_argument("--quick", action="store_true",
@@ -98,9 +101,19 @@ def choose_threads(requested):
     return n
 
 
+def choose_minisc_threads(requested, threads):
+    """minisc's own thread count (its batch chunks), exported before minisc is imported."""
+    if requested is not None:
+        if requested < 1:
+            raise SystemExit("bench_step.py: --minisc-threads must be >= 1")
+        os.environ["MINISC_NUM_THREADS"] = str(requested)
+    return int(os.environ["MINISC_NUM_THREADS"])
+
+
 if __name__ == "__main__":
     ARGS = parse_args()
     THREADS = choose_threads(ARGS.threads)
+    MINISC_THREADS = choose_minisc_threads(ARGS.minisc_threads, THREADS)
 
 # NumPy only now, after the thread settings above.
 import numpy as np  # noqa: E402
@@ -406,7 +419,9 @@ def main(args, threads):
     print(f"  python {platform.python_version()}, numpy {np.__version__}, minisc {minisc.__version__}")
     print(f"  threads : {threads} requested; OpenBLAS reports "
           f"{blas_threads if blas_threads is not None else '?'} thread(s), "
-          f"{blas_core or '?'} kernels")
+          f"{blas_core or '?'} kernels; minisc splits batches across "
+          f"{minisc.get_num_threads()} thread(s)")
+    results["minisc_threads"] = minisc.get_num_threads()
     print(f"  batch {args.batch}, float32, {args.reps} repetitions per measurement; "
           "times are medians unless said otherwise")
     forced = os.environ.get("OPENBLAS_CORETYPE")
