@@ -192,7 +192,7 @@ RECIPES = {
     "scs-tiny": dict(_SAMPLE, epochs=60, lr=0.03),
     "convnet": dict(_SAMPLE, epochs=30, lr=0.002),
     "reference": dict(_SAMPLE, epochs=30, lr=0.01),
-    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, flip=True),
+    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=40, flip=True),
     "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
