@@ -125,6 +125,16 @@ def _worker_start():
         setter(1)
 
 
+def _forget_pool():
+    # A forked child (multiprocessing) inherits the pool object but none of its threads.
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _get_pool():
     global _pool
     with _lock:

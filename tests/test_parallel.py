@@ -165,3 +165,15 @@ def test_an_error_in_a_chunk_reaches_the_caller(threads):
     x[30, 0, 0, 0] = np.nan                                   # in the second chunk only
     with pytest.raises(ValueError, match="NaN or infinite"):
         model.forward(x)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_can_still_split_batches(threads):
+    import multiprocessing as mp
+    threads(2)
+    model = small_model()
+    x = np.random.default_rng(7).random((40, 2, 7, 7), dtype=np.float32)
+    expected = model.forward(x)                     # the parent's pool exists now
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(model.forward, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(got, expected)
