@@ -57,6 +57,7 @@ from .losses import SoftmaxCrossEntropy, check_labels
 from .model import load as load_model
 from .models import MODELS, RECIPES, build_model
 from .optim import SGD, Adam
+from .parallel import get_num_threads, set_num_threads
 
 SCHEDULES = ("warmup-cosine", "one-cycle")
 OPTIMIZERS = ("adam", "sgd")
@@ -443,7 +444,7 @@ def shift_type(text):
 # The flags that set how a run trains. --resume takes them from the run itself, so giving one
 # with it is a contradiction, refused rather than silently ignored.
 _RUN_FLAGS = ("model", "data", "epochs", "lr", "batch_size", "schedule", "shift", "flip", "seed", "out",
-              "quick")
+              "quick", "threads")
 
 
 def _parser():
@@ -470,6 +471,9 @@ def _parser():
                         help="continue the interrupted run saved in DIR, with its own settings")
     parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                         help="deadline for downloading one data file from one mirror")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="threads minisc splits each batch across (default: every CPU; a run "
+                             "repeats bit for bit with the same seed and thread count)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -547,6 +551,11 @@ def _run(args, name, data_name, quick, seed, settings, out, resuming, done):
     if resuming:
         model = load_model(out / MODEL_FILE)
         print(f"resuming {out} after epoch {done} of {settings['epochs']}")
+        # the thread count of the interrupted run, so that the continuation adds its sums in
+        # the same order (files from before threads existed ran on one)
+        set_num_threads(model.metadata.get("threads", 1))
+    elif args.threads is not None:
+        set_num_threads(args.threads)
     else:
         model = build_model(name, rng=seed)
         if (out / STATE_FILE).exists():
@@ -555,7 +564,7 @@ def _run(args, name, data_name, quick, seed, settings, out, resuming, done):
     print(model.summary())
     print(f"training: {settings}, seed {seed}")
     metadata = {"model": name, "data": data_name, "epochs": settings["epochs"], "quick": quick,
-                "seed": seed, "settings": settings}
+                "seed": seed, "settings": settings, "threads": get_num_threads()}
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                     seed=seed, progress=not args.no_progress, checkpoint_dir=out, metadata=metadata,
                     resume=resuming, **settings)

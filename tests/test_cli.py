@@ -83,6 +83,10 @@ def test_resume_refuses_what_it_cannot_continue(capsys, no_work, tmp_path):
     assert "is not a run's folder; expected the folder of an interrupted run" in err
     err = _refused(capsys, ["--resume", str(tmp_path), "--epochs", "5"])
     assert "continues a run with its own settings; drop --epochs" in err
+    err = _refused(capsys, ["--resume", str(tmp_path), "--threads", "1"])
+    assert "continues a run with its own settings; drop --threads" in err
+    err = _refused(capsys, ["--threads", "0"])
+    assert "argument --threads: expected an integer >= 1, got 0" in err
     minisc.Sequential([minisc.Flatten()]).save(tmp_path / "model.npz")
     err = _refused(capsys, ["--resume", str(tmp_path)])
     assert "is a finished run (nothing left to do)" in err
@@ -128,7 +132,8 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes_the_run(tmp_path):
     model = minisc.load(run / "model.npz")
     meta = model.metadata
     assert set(meta) == {"model", "data", "epochs", "epochs_done", "quick", "seed", "settings",
-                         "final_test_accuracy"}
+                         "threads", "final_test_accuracy"}
+    assert meta["threads"] == minisc.get_num_threads()          # the resumed run used the same
     assert (meta["model"], meta["data"], meta["epochs"], meta["epochs_done"], meta["quick"], meta["seed"]) == \
         ("scs-tiny", "sample", 2, 2, True, 0)
     history = json.loads((run / "history.json").read_text())
