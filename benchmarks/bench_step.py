@@ -1,6 +1,6 @@
 """How fast is one SCS training step in minisc, and how does it compare with PyTorch?
 
-    python benchmarks/bench_step.py                    # the full run, about two minutes
+    python benchmarks/bench_step.py                    # the full run, about four minutes
     python benchmarks/bench_step.py --quick            # a smoke test: a few repetitions
     python benchmarks/bench_step.py --threads 1        # one BLAS / PyTorch thread
     python benchmarks/bench_step.py --no-torch         # minisc only
@@ -281,13 +281,18 @@ class MiniscStep:
         fwd = [[] for _ in layers]
         bwd = [[] for _ in layers]
         loss_t = []
+        def each_chunk(method, i, arrays):
+            """Layer i's forward or backward on every chunk: on threads if there are several."""
+            if len(parts) == 1:
+                return [getattr(layers[i], method)(arrays[0])]
+            return parallel.run(lambda rep, a: getattr(rep[i], method)(a), replicas, arrays)
+
         for _rep in range(reps + 2):
             replicas = [[layer.replica() for layer in layers] for _ in parts]
             hs = [self.x[part] for part in parts]
             for i in range(len(layers)):
                 t = time.perf_counter()
-                hs = parallel.run(lambda rep, h, i=i: rep[i].forward(h), replicas, hs) \
-                    if len(parts) > 1 else [layers[i].forward(hs[0])]
+                hs = each_chunk("forward", i, hs)
                 fwd[i].append(time.perf_counter() - t)
             t = time.perf_counter()
             self.loss.forward(np.concatenate(hs), self.y)
@@ -296,8 +301,7 @@ class MiniscStep:
             gs = [g[part] for part in parts]
             for i in reversed(range(len(layers))):
                 t = time.perf_counter()
-                gs = parallel.run(lambda rep, g, i=i: rep[i].backward(g), replicas, gs) \
-                    if len(parts) > 1 else [layers[i].backward(gs[0])]
+                gs = each_chunk("backward", i, gs)
                 bwd[i].append(time.perf_counter() - t)
         med = lambda v: 1000 * statistics.median(v[2:])  # noqa: E731  (first 2: warm-up)
         return [(layer, med(f), med(b)) for layer, f, b in zip(layers, fwd, bwd)], med(loss_t)

@@ -67,7 +67,9 @@ class Sequential:
         """x: (N, *input_shape) -> the last layer's output.
 
         In evaluation mode a large batch goes through in chunks of EVAL_CHUNK examples: nothing
-        is kept for backward, so peak memory is that of one chunk, whatever N is."""
+        is kept for backward, so peak memory is that of one chunk, whatever N is. A batch of
+        2 * parallel.MIN_CHUNK examples or more is split across threads (minisc/parallel.py);
+        the result is the same as on one thread, up to the order of float sums."""
         if self.input_shape is not None and isinstance(x, np.ndarray) \
                 and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}),"
@@ -271,12 +273,14 @@ class Sequential:
 
 
 def _forward_through(layers, x):
+    """Every layer's forward in turn: the whole of a forward pass, for a batch or one chunk."""
     for layer in layers:
         x = layer.forward(x)
     return x
 
 
 def _backward_through(layers, dy):
+    """Every layer's backward in reverse: dL/d(output) -> dL/dx, filling each layer's grads."""
     for layer in reversed(layers):
         dy = layer.backward(dy)
     return dy
