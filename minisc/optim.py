@@ -44,11 +44,30 @@ class Optimizer:
 
     def step(self):
         for layer, name, param, grad in self._slots():
-            self._update(layer, name, param, grad)
+            if name in layer.log_steps:
+                self._log_update(layer, name, param, grad, layer.log_steps[name])
+            else:
+                self._update(layer, name, param, grad)
         for layer in self.layers:
             layer.constrain()
 
-    def _update(self, layer, name, param, grad):
+    def _log_update(self, layer, name, param, grad, factor):
+        """Step u = ln(param) instead of param, with the learning rate times ``factor``.
+
+        A positive parameter written as param = exp(u) has dL/du = dL/dparam * param (chain
+        rule), and a step of a given size in u changes param by a given *fraction* of itself.
+        Why the factor: the published SCS records store p_raw with p = exp(p_raw / 5). Adam's
+        step does not depend on the gradient's scale, so it moves p_raw by about lr, i.e.
+        u = ln p = p_raw / 5 by about lr / 5: the same as stepping u with factor 1/5. Their
+        q = exp(-q_raw / 0.3) is factor 1/0.3 likewise (the sign flips both the gradient and
+        the step). With SGD, whose step does scale with the gradient, the two differ.
+        The optimizer's buffers (Adam's moments) then hold statistics of dL/du.
+        """
+        u = np.log(param)
+        self._update(layer, name, u, grad * param, lr_scale=factor)
+        np.exp(u, out=param)
+
+    def _update(self, layer, name, param, grad, lr_scale=1.0):
         raise NotImplementedError
 
     # ----------------------------------------------------------------------------------
@@ -135,13 +154,13 @@ class SGD(Optimizer):
     def _parts(self, buffer):
         return ("velocity",)
 
-    def _update(self, layer, name, param, grad):
+    def _update(self, layer, name, param, grad, lr_scale=1.0):
         if self.momentum:
             v = self._velocity.setdefault((id(layer), name), np.zeros_like(param))
             v *= self.momentum
             v += grad
             grad = v
-        param -= param.dtype.type(self.lr) * grad
+        param -= param.dtype.type(self.lr * lr_scale) * grad
 
 
 class Adam(Optimizer):
@@ -183,7 +202,7 @@ class Adam(Optimizer):
         self.t += 1
         super().step()
 
-    def _update(self, layer, name, param, grad):
+    def _update(self, layer, name, param, grad, lr_scale=1.0):
         b1, b2 = self.betas
         m, v = self._moments.setdefault(
             (id(layer), name), (np.zeros_like(param), np.zeros_like(param)))
@@ -191,5 +210,5 @@ class Adam(Optimizer):
         m += (1 - b1) * grad
         v *= b2
         v += (1 - b2) * grad * grad
-        step = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        step = self.lr * lr_scale * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
         param -= param.dtype.type(step) * m / (np.sqrt(v) + param.dtype.type(self.eps))

@@ -70,6 +70,12 @@ def test_bad_constructor_arguments():
         SharpCosSim2D(1, 2, 3, dtype=np.int32)
     with pytest.raises(ValueError, match="p_init"):
         SharpCosSim2D(1, 2, 3, p_init=0.0)
+    with pytest.raises(ValueError, match="init must be 'glorot' or 'lecun', got 'he'"):
+        SharpCosSim2D(1, 2, 3, init="he")
+    with pytest.raises(ValueError, match="log_steps may list 'p' and 'q' only, got 'w'"):
+        SharpCosSim2D(1, 2, 3, log_steps={"w": 1.0})
+    with pytest.raises(ValueError, match="log_steps\\['p'\\] must be a number > 0, got -1"):
+        SharpCosSim2D(1, 2, 3, log_steps={"p": -1})
     with pytest.raises(ValueError, match="lr must be > 0"):
         Adam(Dense(2, 2), lr=0)
 

@@ -260,3 +260,13 @@ def test_eval_mode_forwards_large_batches_in_chunks():
     assert y_chunks.shape == y_whole.shape
     np.testing.assert_allclose(y_chunks, y_whole, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(y_chunks[EVAL_CHUNK:], model.forward(x[EVAL_CHUNK:]))
+
+
+def test_kernel_draw_and_log_steps_survive_save_and_load(tmp_path):
+    layer = SharpCosSim2D(1, 2, 3, init="lecun", log_steps={"p": 0.2, "q": 1 / 0.3}, rng=0)
+    loaded = minisc.load(Sequential([layer]).save(tmp_path / "m.npz")).layers[0]
+    assert loaded.init == "lecun"
+    assert loaded.log_steps == {"p": 0.2, "q": 1 / 0.3}
+    # LeCun uniform: |w| < sqrt(3 / fan_in), fan_in = 9; Glorot's limit here is sqrt(6 / 27)
+    assert np.abs(layer.params["w"]).max() < np.sqrt(3 / 9)
+    assert np.abs(layer.params["w"]).max() > np.sqrt(6 / 27)

@@ -83,3 +83,50 @@ def test_sgd_and_adam_steps_follow_their_formulas():
     w1 = layer.params["w"].copy()
     Adam(layer, lr=0.01).step()           # first Adam step moves every entry by ~lr
     np.testing.assert_allclose(layer.params["w"], w1 - 0.01 * np.sign([[1.0], [-2.0]]), rtol=1e-6)
+
+
+def test_log_steps_learn_like_the_published_exp_parameterisation():
+    """A layer with log_steps {"p": 1/5, "q": 1/0.3} under Adam follows the same path as one
+    whose p and q are exp(p_raw / 5) and exp(-q_raw / 0.3) with Adam stepping p_raw and q_raw
+    (the published records' form), within Adam's eps."""
+    from minisc.layers.base import Layer
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 2, 6, 6))
+    dy = rng.standard_normal((3, 4, 4, 4))
+    build = dict(p_init=2.0, q_init=0.37, alpha_init=10.0, dtype=np.float64, rng=1)
+    ours = SharpCosSim2D(2, 4, 3, log_steps={"p": 1 / 5, "q": 1 / 0.3}, **build)
+    theirs = SharpCosSim2D(2, 4, 3, **build)
+    raw = Layer(np.float64)                   # holds what the published layer stores
+    raw.params = {"w": theirs.params["w"], "alpha": theirs.params["alpha"],
+                  "p_raw": 5 * np.log(theirs.params["p"]), "q_raw": -0.3 * np.log(theirs.params["q"])}
+    raw.grads = {name: np.zeros_like(v) for name, v in raw.params.items()}
+    opt_ours, opt_theirs = Adam(ours, lr=0.05), Adam(raw, lr=0.05)
+    for _ in range(5):
+        ours.forward(x)
+        ours.backward(dy)
+        opt_ours.step()
+        p, q = np.exp(raw.params["p_raw"] / 5), np.exp(-raw.params["q_raw"] / 0.3)
+        theirs.params["p"][...], theirs.params["q"][...] = p, q
+        theirs.forward(x)
+        theirs.backward(dy)
+        raw.grads["w"][...], raw.grads["alpha"][...] = theirs.grads["w"], theirs.grads["alpha"]
+        raw.grads["p_raw"][...] = theirs.grads["p"] * p / 5           # chain rule through exp
+        raw.grads["q_raw"][...] = theirs.grads["q"] * -q / 0.3
+        opt_theirs.step()
+    assert not np.allclose(ours.params["p"], 2.0)                    # p did move
+    np.testing.assert_allclose(ours.params["p"], np.exp(raw.params["p_raw"] / 5), rtol=1e-6)
+    np.testing.assert_allclose(ours.params["q"], np.exp(-raw.params["q_raw"] / 0.3), rtol=1e-6)
+    np.testing.assert_allclose(ours.params["w"], raw.params["w"], rtol=1e-6, atol=1e-9)
+
+
+def test_log_steps_change_a_parameter_by_a_fraction_of_itself():
+    """One Adam step of a log-stepped parameter multiplies it by exp(-lr * factor) (first step:
+    a move of exactly lr * factor in ln p), whatever its size; a plain one moves by lr."""
+    layer = SharpCosSim2D(1, 2, 3, p_init=4.0, log_steps={"p": 0.5}, dtype=np.float64, rng=0)
+    layer.params["p"][...] = [1.0, 4.0]
+    layer.grads["p"][...] = [1.0, 1.0]
+    layer.grads["q"][...] = 1.0
+    Adam(layer, lr=0.02).step()
+    np.testing.assert_allclose(layer.params["p"], np.array([1.0, 4.0]) * np.exp(-0.01), rtol=1e-6)
+    np.testing.assert_allclose(layer.params["q"], 0.1 - 0.02, rtol=1e-6)

@@ -12,6 +12,10 @@ A layer is an object with
 - ``constrain()``: called by the optimizer after every update, to keep parameters in their
   valid range (for example p >= 0.1 in SharpCosSim2D). Most layers have nothing to do;
 - ``config()``: the constructor arguments, so ``minisc.load`` can rebuild the layer;
+- ``log_steps``: a dict {parameter name: learning-rate factor}, empty for most layers. A
+  parameter listed there is always positive, and the optimizer steps its logarithm instead
+  of the value itself (see ``Optimizer.step``), so each step changes it by a *fraction* of
+  its size;
 - ``output_shape(input_shape)``: shape bookkeeping for ``Sequential.summary()``.
 
 One cache convention. Everything ``backward`` needs from the last forward pass lives in one
@@ -84,6 +88,8 @@ def _recording_forward(forward):
 
 class Layer:
     """Base class: no parameters, identity bookkeeping, helpful input checks."""
+
+    log_steps = {}          # {param name: learning-rate factor}: stepped in log space
 
     def __init_subclass__(cls, **kwargs):
         # Every subclass's own forward is wrapped once (see "One cache convention" above).

@@ -42,7 +42,9 @@ Parameters
     params["q"]: (1,)               noise floor, kept >= Q_MIN
     params["alpha"]: (1,)           output scale, only when built with alpha_init
 ``p`` and ``q`` are stored as themselves (not log-transformed), so you can print and plot them.
-After each optimizer step, ``constrain()`` clips them back into range.
+After each optimizer step, ``constrain()`` clips them back into range. A layer built with
+``log_steps`` asks the optimizer to step ln p and ln q instead of p and q (the way the
+published SCS records learn them; see ``Optimizer._log_update``); what is stored stays p and q.
 """
 
 import numpy as np
@@ -100,6 +102,13 @@ class SharpCosSim2D(WindowedLayer):
         Starting noise floor.
     alpha_init : float or None, default None
         If a number, the layer learns one output scale alpha, starting there.
+    init : "glorot" (default) or "lecun"
+        How the kernels are drawn: Glorot/Xavier uniform, limit sqrt(6 / (fan_in + fan_out)),
+        or LeCun uniform, limit sqrt(3 / fan_in), the choice of the published SCS records.
+    log_steps : dict or None, default None
+        Parameters the optimizer steps in log space, each with a learning-rate factor, for
+        example {"p": 0.2, "q": 1 / 0.3}: see ``Layer.log_steps`` in base.py. Only p and q
+        (always positive) may be listed.
     dtype : np.float32 (default) or np.float64
     rng : None, int seed or numpy Generator, for the kernel initialisation.
 
@@ -114,7 +123,8 @@ class SharpCosSim2D(WindowedLayer):
     valid_ranges = {"p": (P_MIN, P_MAX), "q": (Q_MIN, np.inf)}
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
-                 p_init=2.0, q_init=0.1, alpha_init=None, dtype=np.float32, rng=None):
+                 p_init=2.0, q_init=0.1, alpha_init=None, init="glorot", log_steps=None,
+                 dtype=np.float32, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups, dtype)
         name = type(self).__name__
         if not P_MIN <= p_init <= P_MAX:
@@ -123,17 +133,30 @@ class SharpCosSim2D(WindowedLayer):
             raise ValueError(f"{name}: q_init must be >= {Q_MIN}, got {q_init}")
         if alpha_init is not None and not np.isfinite(alpha_init):
             raise ValueError(f"{name}: alpha_init must be a finite number or None, got {alpha_init}")
+        if init not in ("glorot", "lecun"):
+            raise ValueError(f"{name}: init must be 'glorot' or 'lecun', got {init!r}")
+        log_steps = dict(log_steps or {})
+        for key, factor in log_steps.items():
+            if key not in ("p", "q"):
+                raise ValueError(f"{name}: log_steps may list 'p' and 'q' only, got {key!r}")
+            if not (np.isfinite(factor) and factor > 0):
+                raise ValueError(f"{name}: log_steps[{key!r}] must be a number > 0, got {factor!r}")
+        self.init = init
+        self.log_steps = {key: float(factor) for key, factor in log_steps.items()}
         self.p_init = float(p_init)
         self.q_init = float(q_init)
         self.alpha_init = None if alpha_init is None else float(alpha_init)
 
         kh, kw = self.kernel_size
         c_g = self.in_channels // self.groups
-        # Glorot/Xavier-uniform scale. The cosine ignores the kernel's length, but the optimizer
-        # does not: Adam's steps are ~lr in size, so the kernel's scale sets how fast it turns.
+        # The cosine ignores the kernel's length, but the optimizer does not: Adam's steps are
+        # ~lr in size, so the kernel's scale sets how fast it turns.
         fan_in = c_g * kh * kw
         fan_out = self.out_channels // self.groups * kh * kw
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        if init == "glorot":
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+        else:
+            limit = np.sqrt(3.0 / fan_in)
         w = as_rng(rng).uniform(-limit, limit, size=(self.out_channels, c_g, kh, kw))
         self.params = {
             "w": w.astype(self.dtype),
@@ -147,7 +170,7 @@ class SharpCosSim2D(WindowedLayer):
     # ------------------------------------------------------------------------------------
     def config(self):
         return dict(super().config(), p_init=self.p_init, q_init=self.q_init,
-                    alpha_init=self.alpha_init)
+                    alpha_init=self.alpha_init, init=self.init, log_steps=dict(self.log_steps))
 
     def constrain(self):
         np.clip(self.params["p"], P_MIN, P_MAX, out=self.params["p"])
