@@ -4,6 +4,7 @@
     python benchmarks/records.py mnist-1398 --seed 1 --twin        # and its ConvNet twin
     python benchmarks/records.py mnist-1398 --twin-only            # the ConvNet twin alone
     python benchmarks/records.py fashion-1890 --validation 5000    # tune on a validation split
+    python benchmarks/records.py fashion-2764 --validation 10000 --shift 2   # ...with another recipe
 
 For each model it prints the parameter count, then after every epoch the held-out accuracy and
 the seconds the epoch took; at the end the accuracy after the *last* epoch, which is the figure
@@ -41,6 +42,8 @@ def parse_args(argv=None):
     ap.add_argument("--twin", action="store_true", help="also train the model's ConvNet twin")
     ap.add_argument("--twin-only", action="store_true", help="train only the model's ConvNet twin")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    ap.add_argument("--shift", type=int, default=None, metavar="PIXELS",
+                    help="override the recipe's random shifts (0: none)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--threads", type=int, default=None,
@@ -62,6 +65,8 @@ def run(name, args, data, out):
     data_name = recipe.pop("data")
     if args.epochs is not None:
         recipe["epochs"] = args.epochs
+    if args.shift is not None:
+        recipe["shift"] = args.shift
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)

@@ -105,22 +105,32 @@ def reference(rng=None, dtype=np.float32, n_classes=10):
 # each pixel (C weights + p per kernel). Together they see 3x3 neighbourhoods across all
 # channels for C*9 + C*K weights instead of the C*K*9 of one full 3x3 layer.
 
-def _record_stack(widths, convnet=False, rng=None, dtype=np.float32, n_classes=10):
+# How the published SCS records draw their kernels and learn p and q: LeCun-uniform kernels,
+# and p = exp(p_raw / 5), q = exp(-q_raw / 0.3) with Adam stepping p_raw and q_raw, which is
+# what log steps with these factors do (see Optimizer._log_update).
+PUBLISHED_SCS = dict(init="lecun", log_steps={"p": 1 / 5, "q": 1 / 0.3})
+
+
+def _record_stack(widths, convnet=False, published=False, rng=None, dtype=np.float32,
+                  n_classes=10):
     """SCS(1 -> widths[0], 3x3) -> pool, then for each next width a depthwise 3x3 + pointwise 1x1
     SCS pair -> pool; the last pool covers what is left (4x4); a Dense read-out.
 
     All pools use ceil_mode (28 -> 26 -> 13 -> 7 -> 4 -> 1 for three pairs). Every SCS layer
-    has the record's settings: p from 2, q from 0.37, an output scale alpha from 10.
+    has the record's settings: p from 2, q from 0.37, an output scale alpha from 10; with
+    published=True also the published kernel draw and steps of p and q (PUBLISHED_SCS),
+    otherwise minisc's defaults (Glorot-uniform kernels, plain steps of p and q).
     convnet=True builds the twin: Conv2D + ReLU for each SCS layer (same groups), MaxPool2D for
     each MaxAbsPool2D, and a Standardize layer in front, as ConvNets like.
     """
+    scs_settings = PUBLISHED_SCS if published else {}
     r = as_rng(rng)
 
     def unit(c_in, c_out, kernel, **kw):
         if convnet:
             return [Conv2D(c_in, c_out, kernel, dtype=dtype, rng=r, **kw), ReLU(dtype=dtype)]
         return [SharpCosSim2D(c_in, c_out, kernel, p_init=2.0, q_init=0.37, alpha_init=10.0,
-                              dtype=dtype, rng=r, **kw)]
+                              dtype=dtype, rng=r, **scs_settings, **kw)]
 
     pool = MaxPool2D if convnet else MaxAbsPool2D
     layers = [Standardize(dtype=dtype)] if convnet else []
@@ -146,14 +156,18 @@ def fashion_2764(rng=None, dtype=np.float32, n_classes=10):
           -> depthwise SCS 3x3 (20) + pointwise SCS (20 -> 20) -> pool -> 4x4
           -> depthwise SCS 3x3 (20) + pointwise SCS (20 -> 20) -> pool 4 -> 1x1 -> Dense(20 -> 10)
     Every SCS layer has one p per kernel, one q and one output scale alpha: 2,764 parameters.
+    Kernels are drawn, and p and q learned, as the published script does (PUBLISHED_SCS).
     """
-    return _record_stack([32, 20, 20, 20], rng=rng, dtype=dtype, n_classes=n_classes)
+    return _record_stack([32, 20, 20, 20], published=True, rng=rng, dtype=dtype,
+                         n_classes=n_classes)
 
 
 def fashion_1890(rng=None, dtype=np.float32, n_classes=10):
     """Our Fashion-MNIST design under the 1,890 of the leaderboard's first place: the record
-    network's shape, narrower (20 kernels in front, 16 after): 1,784 parameters."""
-    return _record_stack(FASHION_1890_WIDTHS, rng=rng, dtype=dtype, n_classes=n_classes)
+    network's shape, narrower (20 kernels in front, 16 after), learned like it: 1,784
+    parameters."""
+    return _record_stack(FASHION_1890_WIDTHS, published=True, rng=rng, dtype=dtype,
+                         n_classes=n_classes)
 
 
 def mnist_1398(rng=None, dtype=np.float32, n_classes=10):
@@ -192,8 +206,11 @@ RECIPES = {
     "scs-tiny": dict(_SAMPLE, epochs=60, lr=0.03),
     "convnet": dict(_SAMPLE, epochs=30, lr=0.002),
     "reference": dict(_SAMPLE, epochs=30, lr=0.01),
-    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=40, flip=True),
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, flip=True),
+    # No shifts for the Fashion-MNIST records: at a few thousand parameters the network
+    # underfits, and on a validation split (the last 10,000 training images) dropping the
+    # shifts of fashion-2764's recipe took it from 88.9% to 90.x% after 40 epochs.
+    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=40, shift=0, flip=True),
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, shift=0, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
