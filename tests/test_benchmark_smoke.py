@@ -10,7 +10,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_step.py"
 
 
 # one thread, and two threads with a batch big enough to be split into chunks
-@pytest.mark.parametrize("threads,batch", [(1, 8), (2, 32)])
+@pytest.mark.parametrize("threads,batch", [(1, 8), (2, 100)])
 def test_bench_step_quick_run(threads, batch):
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--batch", str(batch), "--no-torch",

@@ -13,6 +13,13 @@ from minisc.model import Sequential
 from minisc.models import build_model
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Split the small batches of these tests too (minisc's own threshold is 50 examples), so
+    every test here really runs on several threads."""
+    monkeypatch.setattr(parallel, "MIN_CHUNK", 16)
+
+
 @pytest.fixture
 def threads():
     """Set the thread count inside a test; the previous count comes back afterwards."""
