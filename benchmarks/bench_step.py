@@ -282,7 +282,8 @@ class MiniscStep:
         bwd = [[] for _ in layers]
         loss_t = []
         def each_chunk(method, i, arrays):
-            """Layer i's forward or backward on every chunk: on threads if there are several."""
+            """Layer i's forward or backward on every chunk: on threads if there are several.
+            (``replicas`` is read when called: the current repetition's.)"""
             if len(parts) == 1:
                 return [getattr(layers[i], method)(arrays[0])]
             return parallel.run(lambda rep, a: getattr(rep[i], method)(a), replicas, arrays)

@@ -42,9 +42,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 # Examples: a smaller chunk is not worth a thread of its own. Measured on 2 cores
-# (benchmarks/README.md): splitting a batch of 64 in two made a training step slower for
-# every model tried (scs-tiny 2.0x, scs 1.1x); batches of 100 and 128 gained for the record
-# and reference networks. 50 keeps those splits and leaves batches of 64 whole.
+# (benchmarks/README.md): splitting a batch of 64 in two made a training step slower or no
+# faster for every model tried (scs-tiny 2.0x, scs 1.1x, fashion-2764 1.03x); batches of 100
+# and 128 gained for the record and reference networks. 50 keeps those splits and leaves batches of 64 whole.
 MIN_CHUNK = 50
 
 _lock = threading.Lock()

@@ -76,6 +76,8 @@ def test_bad_constructor_arguments():
         SharpCosSim2D(1, 2, 3, log_steps={"w": 1.0})
     with pytest.raises(ValueError, match="log_steps\\['p'\\] must be a number > 0, got -1"):
         SharpCosSim2D(1, 2, 3, log_steps={"p": -1})
+    with pytest.raises(ValueError, match="log_steps\\['q'\\] must be a number > 0, got 'fast'"):
+        SharpCosSim2D(1, 2, 3, log_steps={"q": "fast"})
     with pytest.raises(ValueError, match="lr must be > 0"):
         Adam(Dense(2, 2), lr=0)
 

@@ -47,6 +47,8 @@ After each optimizer step, ``constrain()`` clips them back into range. A layer b
 published SCS records learn them; see ``Optimizer._log_update``); what is stored stays p and q.
 """
 
+import numbers
+
 import numpy as np
 
 from .base import as_rng
@@ -139,7 +141,7 @@ class SharpCosSim2D(WindowedLayer):
         for key, factor in log_steps.items():
             if key not in ("p", "q"):
                 raise ValueError(f"{name}: log_steps may list 'p' and 'q' only, got {key!r}")
-            if not (np.isfinite(factor) and factor > 0):
+            if not (isinstance(factor, numbers.Real) and np.isfinite(factor) and factor > 0):
                 raise ValueError(f"{name}: log_steps[{key!r}] must be a number > 0, got {factor!r}")
         self.init = init
         self.log_steps = {key: float(factor) for key, factor in log_steps.items()}
