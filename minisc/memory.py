@@ -7,10 +7,13 @@ operating system when it is large (or when the free space at the top of its heap
 threshold), and the next step's arrays must then be mapped in again, one 4 KB page at a time:
 every page costs a *page fault*, and the kernel fills it with zeros before NumPy writes it.
 
-Measured on 2 cores (benchmarks/README.md): a training step of the reference network at batch
-128 took about 320,000 page faults in 33 steps and 68 ms a step with the defaults, 25,000 and
-46 ms with the settings below; ``fashion-2764`` at batch 100 went from 66 to 51 ms a step.
-Nothing about the arithmetic changes: the same numbers are computed, in the same order.
+What that costs depends on how much else the process allocates and on threads. Measured on
+2 cores, epochs of Adam steps on Fashion-MNIST batches, fresh processes taking turns (medians
+of 4 or 5; benchmarks/README.md): ``fashion-2764`` at batch 100 on one thread, 93.5 ms a step
+and 1,441 page faults with glibc's defaults, 80.1 ms and 164 with the settings below; the
+reference network at batch 128 on 2 threads, 53.7 against 49.9 ms. With ``fashion-2764``'s batch split
+over 2 threads the difference was within the noise (62.0 against 64.0 ms). Nothing about the
+arithmetic changes: the same numbers are computed, in the same order.
 
 ``keep_freed_memory()`` asks glibc (``mallopt``) to
 
