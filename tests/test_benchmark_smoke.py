@@ -22,3 +22,16 @@ def test_bench_step_quick_run(threads, batch):
                      "forward only", "Adam update", "GFLOP per step", "peak resident memory",
                      "Scenario 2: one epoch", "Scenario 3: one epoch of the record network 'fashion-2764'"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
+
+
+def test_memory_ab_quick_run():
+    script = SCRIPT.parent / "memory_ab.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", "scs-tiny", "--batch", "50", "--images", "200",
+         "--rounds", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for expected in ("scs-tiny, batch 50, 200 images per epoch", "round 1: kept:", "glibc:",
+                     "medians: kept"):
+        assert expected in out, f"missing {expected!r} in:\n{out}"
