@@ -10,9 +10,11 @@ from minisc import memory
 
 glibc_only = pytest.mark.skipif(memory._glibc() is None, reason="the setting exists on glibc only")
 
-# Allocate and write 8 arrays of 8 MB, free them, five times over; count the page faults.
+# Allocate and write 8 arrays of 8 MB and free them, five times over, on the main thread or on
+# two worker threads taking turns; count the page faults.
 CHILD = """
-import resource
+import resource, sys
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import minisc
 from minisc.memory import freed_memory_kept
@@ -20,40 +22,49 @@ from minisc.memory import freed_memory_kept
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
-def step():
+def step(_=None):
     arrays = [np.ones(2**20) for _ in range(8)]
     del arrays
 
-step()
+if sys.argv[1] == "threads":
+    pool = ThreadPoolExecutor(2)
+    run = lambda: list(pool.map(step, range(2)))     # two steps, one on each thread
+else:
+    run = lambda: [step(), step()]
+run()
 before = faults()
 for _ in range(5):
-    step()
+    run()
 print(freed_memory_kept(), faults() - before)
 """
+# 5 rounds of 2 steps write 10 * 64 MB = 163,840 pages of 4 KB
+PAGES = 163_840
 
 
-def run_child(keep):
+def run_child(keep, where="main"):
     env = dict(os.environ, MINISC_KEEP_MEMORY=keep)
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, where], env=env, capture_output=True,
+                         text=True, check=True)
     kept, faults = out.stdout.split()
     return kept == "True", int(faults)
 
 
 @glibc_only
-def test_import_keeps_freed_memory_and_steps_reuse_it():
-    kept, faults = run_child("1")
+@pytest.mark.parametrize("where", ["main", "threads"])
+def test_import_keeps_freed_memory_and_steps_reuse_it(where):
+    kept, faults = run_child("1", where)
     assert kept
-    # 5 rounds write 5 * 64 MB = 81,920 pages of 4 KB; reused memory faults on almost none
-    assert faults < 2000, f"{faults} page faults: freed memory was not reused"
+    # reused memory faults on almost none of the pages written
+    assert faults < PAGES // 40, f"{faults} page faults of {PAGES} pages: memory was not reused"
 
 
 @glibc_only
-def test_opt_out_leaves_the_allocator_alone():
-    kept, faults = run_child("0")
+@pytest.mark.parametrize("where", ["main", "threads"])
+def test_opt_out_leaves_the_allocator_alone(where):
+    kept, faults = run_child("0", where)
     assert not kept
-    # glibc's own defaults hand most of it back and fault it in again
-    assert faults > 2000, f"only {faults} page faults with the default allocator settings"
+    # glibc's own settings hand much of it back and fault it in again
+    assert faults > PAGES // 40, f"only {faults} page faults with glibc's own settings"
 
 
 def test_keep_freed_memory_answers_true_or_false():
