@@ -209,8 +209,9 @@ RECIPES = {
     # No shifts for the Fashion-MNIST records: at a few thousand parameters the network
     # underfits, and on a validation split (the last 10,000 training images, seed 0) dropping
     # the shifts of fashion-2764's recipe took it from 88.90% to 90.11% after 40 epochs
-    # (benchmarks/results/fashion-2764-validation-ab.json).
-    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=40, shift=0, flip=True),
+    # (benchmarks/results/fashion-2764-validation-ab.json); 60 epochs instead of 40 took it to
+    # 90.38% (fashion-2764-validation-60epochs-seed0.json).
+    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=60, shift=0, flip=True),
     "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, shift=0, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
