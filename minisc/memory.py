@@ -8,12 +8,14 @@ threshold), and the next step's arrays must then be mapped in again, one 4 KB pa
 every page costs a *page fault*, and the kernel fills it with zeros before NumPy writes it.
 
 What that costs depends on how much else the process allocates and on threads. Measured on
-2 cores, epochs of Adam steps on Fashion-MNIST batches, fresh processes taking turns (medians
-of 4 or 5; benchmarks/README.md): ``fashion-2764`` at batch 100 on one thread, 93.5 ms a step
-and 1,441 page faults with glibc's defaults, 80.1 ms and 164 with the settings below; the
-reference network at batch 128 on 2 threads, 53.7 against 49.9 ms. With ``fashion-2764``'s batch split
-over 2 threads the difference was within the noise (62.0 against 64.0 ms). Nothing about the
-arithmetic changes: the same numbers are computed, in the same order.
+2 cores with ``benchmarks/memory_ab.py`` (epochs of Adam steps on Fashion-MNIST batches, fresh
+processes taking turns, medians of 4 rounds): ``fashion-2764`` at batch 100 on one thread,
+84.5 ms a step and 265 page faults with the settings below against 91.3 ms and 983 faults
+with glibc's own (0.93; an earlier measurement with BLAS on both cores gave 0.86); with the
+batch split over 2 threads, 68.5 against 71.1 ms (0.96), and the reference network at batch
+128, 54.4 against 52.9 ms (1.03): within the noise. The price is memory: a forward pass of
+2,048 images through the flagship in evaluation mode peaked at 195 MB instead of 155 MB.
+Nothing about the arithmetic changes: the same numbers are computed, in the same order.
 
 ``keep_freed_memory()`` asks glibc (``mallopt``) to
 
