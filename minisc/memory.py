@@ -13,7 +13,8 @@ processes taking turns, medians of 4 rounds): ``fashion-2764`` at batch 100 on o
 84.5 ms a step and 265 page faults with the settings below against 91.3 ms and 983 faults
 with glibc's own (0.93; an earlier measurement with BLAS on both cores gave 0.86); with the
 batch split over 2 threads, 68.5 against 71.1 ms (0.96), and the reference network at batch
-128, 54.4 against 52.9 ms (1.03): within the noise. Nothing about the arithmetic changes: the same numbers are computed, in the same order.
+128, 54.4 against 52.9 ms (1.03): within the noise. Nothing about the arithmetic changes:
+the same numbers are computed, in the same order.
 
 ``keep_freed_memory()`` asks glibc (``mallopt``) to
 
