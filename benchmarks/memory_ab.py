@@ -21,37 +21,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The data and the epoch loop are bench_step.py's (record_data, run_epoch_minisc).
 CHILD = r"""
-import json, resource, sys, time
+import json, resource, sys
 sys.path.insert(0, sys.argv[1])
-import numpy as np
-from minisc.losses import SoftmaxCrossEntropy
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
+from bench_step import record_data, run_epoch_minisc
 from minisc.memory import freed_memory_kept
 from minisc.models import build_model
-from minisc.optim import Adam
 model_name, batch, n_images = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-try:
-    from minisc.data import load_fashion_mnist, to_float
-    images, labels = load_fashion_mnist("train", download=False, progress=False)
-except Exception:
-    from minisc.data import load_mnist_sample, to_float
-    images, labels = load_mnist_sample()
-reps = -(-n_images // len(images))
-x = np.concatenate([to_float(images)] * reps)[:n_images]
-y = np.concatenate([labels.astype(np.int64)] * reps)[:n_images]
+_, x, y = record_data(n_images)
 model = build_model(model_name, rng=0)
-loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=1e-3)
-order = np.random.default_rng(0).permutation(n_images)
+steps = -(-n_images // batch)
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-t = time.perf_counter()
-steps = 0
-for i in range(0, n_images - batch + 1, batch):
-    idx = order[i:i + batch]
-    loss_fn.forward(model.forward(x[idx]), y[idx])
-    model.backward(loss_fn.backward())
-    opt.step()
-    steps += 1
-seconds = time.perf_counter() - t
+seconds = run_epoch_minisc(model, x, y, batch)
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 print(json.dumps({"ms": 1000 * seconds / steps, "faults": faults / steps,
                   "kept": freed_memory_kept()}))
