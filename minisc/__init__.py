@@ -6,8 +6,6 @@ Arrays are channels-first, (N, C, H, W), and float32 unless you ask for float64.
     model = Sequential([SharpCosSim2D(1, 8, 5), MaxAbsPool2D(2), Flatten(), Dense(8 * 12 * 12, 10)])
 """
 
-import os as _os
-
 from .gradcheck import gradcheck
 from .layers import (
     Conv2D,
@@ -22,14 +20,14 @@ from .layers import (
     register_layer,
 )
 from .losses import SoftmaxCrossEntropy, accuracy
-from .memory import keep_freed_memory
+from .memory import keep_freed_memory, keep_memory_from_env
 from .model import Sequential, load
 from .optim import SGD, Adam
 from .parallel import get_num_threads, set_num_threads
 
 # Reuse freed memory from one training step to the next instead of page-faulting it back in
 # (minisc/memory.py explains; MINISC_KEEP_MEMORY=0 leaves the C allocator alone).
-if _os.environ.get("MINISC_KEEP_MEMORY", "1") != "0":
+if keep_memory_from_env():
     keep_freed_memory()
 
 __version__ = "0.1.0"

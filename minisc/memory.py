@@ -75,6 +75,15 @@ def keep_freed_memory():
     return ok
 
 
+def keep_memory_from_env():
+    """What ``MINISC_KEEP_MEMORY`` asks for: True when unset, empty or "1", False for "0"."""
+    text = os.environ.get("MINISC_KEEP_MEMORY", "").strip()
+    if text not in ("", "0", "1"):
+        raise ValueError(f"MINISC_KEEP_MEMORY must be 0 (leave the C allocator alone) or 1 "
+                         f"(keep freed memory, the default), got {text!r}")
+    return text != "0"
+
+
 def freed_memory_kept():
     """True when keep_freed_memory() has changed the allocator's settings in this process."""
     return _kept

@@ -70,3 +70,12 @@ def test_opt_out_leaves_the_allocator_alone(where):
 def test_keep_freed_memory_answers_true_or_false():
     # on glibc it takes the settings (again: they are idempotent); elsewhere it says False
     assert memory.keep_freed_memory() is (memory._glibc() is not None)
+
+
+def test_a_bad_opt_out_value_says_what_is_expected(monkeypatch):
+    monkeypatch.setenv("MINISC_KEEP_MEMORY", "no")
+    with pytest.raises(ValueError, match="MINISC_KEEP_MEMORY must be 0 .* or 1 .*got 'no'"):
+        memory.keep_memory_from_env()
+    for text, wanted in (("", True), ("1", True), ("0", False)):
+        monkeypatch.setenv("MINISC_KEEP_MEMORY", text)
+        assert memory.keep_memory_from_env() is wanted
