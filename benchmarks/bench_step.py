@@ -273,8 +273,10 @@ class MiniscStep:
 
     def layer_times(self, reps):
         """Median ms of each layer's forward and backward, and of the loss."""
-        # As Sequential does it: the batch in chunks (one per thread), each through replicas of
-        # the layers; here one layer at a time, so that each layer can be timed on its own.
+        # As Sequential does it in threads mode: the batch in chunks (one per thread), each
+        # through replicas of the layers; here one layer at a time, so that each layer can be
+        # timed on its own. (In worker processes, minisc's default on Linux, the layers run out
+        # of reach of this timer: the step and epoch figures are what those change.)
         from minisc import parallel
         layers = self.model.layers
         parts = parallel.chunks(len(self.x))

@@ -23,7 +23,7 @@ from .losses import SoftmaxCrossEntropy, accuracy
 from .memory import keep_freed_memory, keep_memory_from_env
 from .model import Sequential, load
 from .optim import SGD, Adam
-from .parallel import get_num_threads, set_num_threads
+from .parallel import get_num_threads, get_parallel_mode, set_num_threads, set_parallel_mode
 
 # Reuse freed memory from one training step to the next instead of page-faulting it back in
 # (minisc/memory.py explains; MINISC_KEEP_MEMORY=0 leaves the C allocator alone).
@@ -34,4 +34,5 @@ __version__ = "0.1.0"
 
 __all__ = ["SharpCosSim2D", "MaxAbsPool2D", "MaxPool2D", "Dense", "Flatten", "Conv2D", "ReLU",
            "Standardize", "Layer", "register_layer", "Sequential", "load", "SoftmaxCrossEntropy",
-           "accuracy", "SGD", "Adam", "gradcheck", "set_num_threads", "get_num_threads"]
+           "accuracy", "SGD", "Adam", "gradcheck", "set_num_threads", "get_num_threads",
+           "set_parallel_mode", "get_parallel_mode"]

@@ -57,7 +57,7 @@ class Sequential:
         # Free-form facts about how the model was made (data, epochs, accuracy, ...), saved
         # with it; minisc.load fills it from the file. A plain dict of JSON-friendly values.
         self.metadata = {}
-        self._chunks = None     # how the last training forward was split across threads
+        self._chunks = None     # how the last training forward was split into chunks
         self.layers[0].needs_input_grad = False
         if self.input_shape is not None:
             self.output_shapes()          # fails early, naming the layer, if shapes don't fit
@@ -68,8 +68,9 @@ class Sequential:
 
         In evaluation mode a large batch goes through in chunks of EVAL_CHUNK examples: nothing
         is kept for backward, so peak memory is that of one chunk, whatever N is. A batch of
-        2 * parallel.MIN_CHUNK examples or more is split across threads (minisc/parallel.py);
-        the result is the same as on one thread, up to the order of float sums."""
+        2 * parallel.MIN_CHUNK examples or more is split into chunks that run side by side, in
+        worker processes or threads (minisc/parallel.py); the result is the same as in one
+        piece, up to the order of float sums."""
         if self.input_shape is not None and isinstance(x, np.ndarray) \
                 and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}),"
@@ -80,17 +81,25 @@ class Sequential:
         parts = parallel.chunks(len(x)) if isinstance(x, np.ndarray) else [slice(None)]
         if len(parts) == 1:
             return _forward_through(self.layers, x)
-        # Several threads (minisc/parallel.py): each chunk of the batch goes through replicas
-        # of the layers, which share the parameters and keep their own caches and gradients.
-        replicas = [[layer.replica() for layer in self.layers] for _ in parts]
+        # Side by side (minisc/parallel.py): each chunk of the batch goes through replicas of
+        # the layers, with the parameters and caches and gradients of their own, in a worker
+        # process or a thread.
         for layer in self.layers:                   # the layers' own caches are not used
             layer._cache = layer._y_shape = None
-        outs = parallel.run(_forward_through, replicas, [x[part] for part in parts])
+        outs, kept = parallel.forward_chunks(self.layers, [x[part] for part in parts],
+                                             keep=self.training)
         if self.training:
-            self._chunks = (parts, replicas, len(x))
+            self._chunks = (parts, kept, len(x))
         return np.concatenate(outs)
 
     __call__ = forward
+
+    def __getstate__(self):
+        # A copy or a pickle of the model leaves the chunks of a pending backward behind: they
+        # may live in worker processes of this process (minisc/parallel.py).
+        state = self.__dict__.copy()
+        state["_chunks"] = None
+        return state
 
     def backward(self, dy):
         """dy: dL/d(output) -> dL/dx (None if the first layer skips it). Fills every layer's grads."""
@@ -99,19 +108,19 @@ class Sequential:
                                "which keeps nothing for backward; call model.train() first")
         if self._chunks is None:
             return _backward_through(self.layers, dy)
-        parts, replicas, n = self._chunks
+        parts, kept, n = self._chunks
         if not isinstance(dy, np.ndarray) or len(dy) != n:
             got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
             raise ValueError(f"Sequential: expected a gradient for the {n} examples of the last "
                              f"forward pass, got {got}")
-        dxs = parallel.run(_backward_through, replicas, [dy[part] for part in parts])
+        grads, dxs = parallel.backward_chunks(kept, [dy[part] for part in parts])
         # Each chunk's gradient is a sum over its examples; the batch's is their sum, added in
         # chunk order so that a run repeats bit for bit.
         for i, layer in enumerate(self.layers):
             for key, grad in layer.grads.items():
-                grad[...] = replicas[0][i].grads[key]
-                for chunk in replicas[1:]:
-                    grad += chunk[i].grads[key]
+                grad[...] = grads[0][i][key]
+                for chunk in grads[1:]:
+                    grad += chunk[i][key]
         return None if dxs[0] is None else np.concatenate(dxs)
 
     def predict(self, x, batch_size=500):

@@ -1,4 +1,4 @@
-"""Threads over batch chunks: the one place where minisc puts more than one core to work.
+"""Batch chunks side by side: the one place where minisc puts more than one core to work.
 
 NumPy runs matrix products on several cores (its BLAS library has threads of its own) but every
 other operation, exp, log, the divisions and the pooling comparisons, on one. In an SCS layer
@@ -11,32 +11,63 @@ network side by side:
     backward:  dL/dout[0:50]  -> copy 1 -> grads_1
                dL/dout[50:100] -> copy 2 -> grads_2            grads = grads_1 + grads_2
 
-A "copy" of a layer here is a *replica* (``Layer.replica()``): it shares the layer's parameter
-arrays and has its own gradients and its own cache, so two chunks never write to the same
-memory. The gradients of the chunks are added in chunk order, and the chunks are always cut the
-same way for the same batch size and thread count, so a run is bit-for-bit repeatable for a
-given seed and thread count. A different thread count adds the same numbers in another order,
-which changes the last bits (about 1e-7 relative in float32), as any reordering of a sum does.
+A "copy" of a layer here is a *replica* (``Layer.replica()``): the layer's parameters with its
+own gradients and its own cache, so two chunks never write to the same memory. The gradients
+of the chunks are added in chunk order, and the chunks are always cut the same way for the same
+batch size and chunk count, so a run is bit-for-bit repeatable for a given seed and chunk
+count. A different count adds the same numbers in another order, which changes the last bits
+(about 1e-7 relative in float32), as any reordering of a sum does.
 
-NumPy releases Python's global interpreter lock inside its loops, so the threads really do run
-at the same time. While a chunk runs, the BLAS library of that thread is asked to use one core
-(two chunks each asking for all cores would fight over them). If minisc cannot find NumPy's
-OpenBLAS (another BLAS, another build), it leaves BLAS alone and, unless told otherwise,
-uses one thread.
+Where the chunks run: processes or threads
+------------------------------------------
+*Threads* share the layers' parameter arrays and need no copying. NumPy lets go of Python's
+global interpreter lock (GIL) inside its loops over large arrays, so those loops do run at the
+same time; but every Python line of every layer, and NumPy's own work of checking arguments and
+making each result array, needs the lock, one thread at a time. A training step of
+fashion-2764 on a batch of 2, nearly nothing but that work, takes about 7 ms, and two threads
+waiting on each other for the lock lose about twice that per step: two chunk threads trained
+fashion-2764 about 30% slower than two processes side by side on the same two cores
+(``benchmarks/threads_vs_processes.py`` measures it; benchmarks/README.md has the figures).
+
+*Worker processes* each have their own interpreter and their own lock. Each step, the replicas
+(parameters included: a few kilobytes to a few hundred for minisc's models) and the chunk are
+pickled and sent down a pipe to a worker, which runs the chunk's forward pass and keeps the
+replicas, caches and all, until the chunk's backward pass, then sends back the gradients. The
+workers are started once, with ``python -c`` (no ``fork``: a process with BLAS threads running
+should not fork, and a fresh interpreter does not re-run your script), and live until the
+program ends. Layers whose class a fresh interpreter cannot import (defined in a notebook or
+in the script you run) go through threads instead, with the same results. A worker imports
+the layer files as they are on disk when it starts: a method swapped in while the program
+runs (``SharpCosSim2D.forward = my_forward`` in a notebook) does not reach it, so use threads
+for that kind of experiment.
+
+Processes are the default on Linux, where they were measured; threads elsewhere. While a chunk
+runs on a thread, that thread's BLAS is asked to use one core (two chunks each asking for all
+cores would fight over them); a worker process's BLAS uses one core. If minisc cannot find
+NumPy's OpenBLAS (another BLAS, another build), threads leave BLAS alone and, unless told
+otherwise, minisc then uses one chunk.
 
 ``Sequential.forward`` and ``Sequential.backward`` use this module; layers never do, so every
 layer file stays single-threaded and reads as its math.
 
-    minisc.set_num_threads(1)     # everything on one thread, as a debugger likes it
+    minisc.set_num_threads(1)     # one chunk, everything in this thread, as a debugger likes it
     minisc.get_num_threads()      # default: $MINISC_NUM_THREADS, else the CPUs this process
-                                  # may use (1 when NumPy's BLAS is not OpenBLAS)
+                                  # may use
+    minisc.set_parallel_mode("threads")    # or "processes"; default: $MINISC_PARALLEL, else
+                                           # processes on Linux, threads elsewhere
 """
 
+import atexit
 import ctypes
 import functools
 import glob
 import os
+import pickle
+import signal
+import subprocess
+import sys
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
@@ -47,9 +78,13 @@ import numpy as np
 # and 128 gained for the record and reference networks. 50 keeps those splits and leaves batches of 64 whole.
 MIN_CHUNK = 50
 
-_lock = threading.Lock()
+MODES = ("processes", "threads")
+
+_lock = threading.RLock()
 _num_threads = None     # set on first use (see get_num_threads)
-_pool = None
+_mode = None            # likewise (see get_parallel_mode)
+_pool = None            # the chunk threads
+_workers = None         # the worker processes
 
 
 def _cpu_count():
@@ -62,9 +97,12 @@ def _cpu_count():
 def _threads_from_env():
     text = os.environ.get("MINISC_NUM_THREADS", "").strip()
     if not text:
-        # Without a way to keep each chunk's BLAS on one core, the chunks' matrix products
-        # would compete for all cores at once, which can be slower than no chunks at all.
-        return _cpu_count() if _openblas_local_setter() is not None else 1
+        # Without a way to keep each chunk thread's BLAS on one core, the chunks' matrix
+        # products would compete for all cores at once, which can be slower than no chunks at
+        # all. Worker processes set their BLAS to one core when they start.
+        if get_parallel_mode() == "processes" or _openblas_local_setter() is not None:
+            return _cpu_count()
+        return 1
     try:
         n = int(text)
     except ValueError:
@@ -83,15 +121,47 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Split each batch across ``n`` threads from now on (n >= 1; 1 turns splitting off)."""
-    global _num_threads, _pool
+    """Split each batch into ``n`` chunks from now on, each on a thread or worker process of its
+    own (n >= 1; 1 turns splitting off)."""
+    global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads: n must be a whole number >= 1, got {n!r}")
     with _lock:
         _num_threads = int(n)
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        _stop_pools()
+
+
+def get_parallel_mode():
+    """Where chunks run: "processes" or "threads" (see the module docstring)."""
+    global _mode
+    if _mode is None:
+        text = os.environ.get("MINISC_PARALLEL", "").strip().lower()
+        if text and text not in MODES:
+            raise ValueError(f"MINISC_PARALLEL must be 'processes' or 'threads', got {text!r}")
+        _mode = text or ("processes" if sys.platform.startswith("linux") else "threads")
+    return _mode
+
+
+def set_parallel_mode(mode):
+    """Run batch chunks in worker "processes" or in "threads" from now on."""
+    global _mode
+    if mode not in MODES:
+        raise ValueError(f"set_parallel_mode: mode must be 'processes' or 'threads', got {mode!r}")
+    with _lock:
+        _mode = mode
+        _stop_pools()
+
+
+def _stop_pools():
+    """Stop the chunk threads and worker processes; the next split starts new ones (hold _lock)."""
+    global _pool, _workers
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    if _workers is not None:
+        for worker in _workers:
+            worker.stop()
+        _workers = None
 
 
 def chunks(n_examples, n_threads=None):
@@ -130,9 +200,10 @@ def _worker_start():
 
 
 def _forget_pool():
-    # A forked child (multiprocessing) inherits the pool object but none of its threads.
-    global _pool, _lock
-    _pool, _lock = None, threading.Lock()
+    # A forked child (multiprocessing) inherits the pool objects but none of their threads, and
+    # pipes to workers that belong to its parent.
+    global _pool, _lock, _workers
+    _pool, _lock, _workers = None, threading.RLock(), None
 
 
 if hasattr(os, "register_at_fork"):
@@ -155,3 +226,202 @@ def run(fn, *arg_lists):
     futures = [_get_pool().submit(fn, *args) for args in zip(*arg_lists, strict=True)]
     wait(futures)
     return [f.result() for f in futures]
+
+
+# ---------------------------------------------------------------------------------------------
+# What Sequential calls: a batch's chunks forward, then the same chunks backward.
+def forward_chunks(layers, xs, keep):
+    """Each chunk ``xs[i]`` through replicas of ``layers``, side by side.
+
+    Returns the chunks' outputs, in order, and what ``backward_chunks`` needs (None unless
+    ``keep``: evaluation keeps nothing)."""
+    if get_parallel_mode() == "processes":
+        blob = _portable(layers)
+        if blob is not None:
+            workers = _get_workers()[:len(xs)]
+            outs, ids = _round_trip(workers, [("forward", blob, x, keep) for x in xs])
+            return outs, (_KeptInWorkers(workers, ids) if keep else None)
+    from .model import _forward_through
+    replicas = [[layer.replica() for layer in layers] for _ in xs]
+    outs = run(_forward_through, replicas, xs)
+    return outs, (replicas if keep else None)
+
+
+def backward_chunks(kept, dys):
+    """The chunks' backward passes: ([each chunk's list of its layers' grads], [dL/dx of each
+    chunk, or None])."""
+    if isinstance(kept, _KeptInWorkers):
+        if _workers is None or any(worker not in _workers for worker in kept.workers):
+            raise RuntimeError("minisc: the worker processes were restarted (set_num_threads or "
+                               "set_parallel_mode) between this forward pass and its backward; "
+                               "run the forward pass again")
+        results, _ = _round_trip(kept.workers, [("backward", i, dy) for i, dy in zip(kept.ids, dys)])
+        return [grads for grads, _ in results], [dx for _, dx in results]
+    from .model import _backward_through
+    dxs = run(_backward_through, kept, dys)
+    return [[layer.grads for layer in chunk] for chunk in kept], dxs
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes. Each one reads (request, ...) tuples from its stdin and writes ("ok", value)
+# or ("error", exception) to its stdout, pickled, one reply per request.
+class WorkerDied(RuntimeError):
+    """A worker process ended without answering (killed, out of memory, a crash)."""
+
+
+class _Worker:
+    def __init__(self):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                   MINISC_NUM_THREADS="1",
+                   PYTHONPATH=os.pathsep.join([p or os.getcwd() for p in sys.path]))
+        self.proc = subprocess.Popen([sys.executable, "-c", "from minisc.parallel import serve; serve()"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.release = []      # ids of kept replicas the worker may drop, sent with the next request
+
+    def send(self, request):
+        try:
+            pickle.dump((request, self.release), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._died()
+        self.release = []
+
+    def receive(self):
+        """("ok", value) or ("error", the exception a chunk raised)."""
+        try:
+            return pickle.load(self.proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self._died()
+
+    def _died(self):
+        code = self.proc.poll()
+        _drop_workers()
+        raise WorkerDied(f"minisc: a worker process running a batch chunk stopped (exit code "
+                           f"{code}); the next batch starts new ones. If this repeats, "
+                           "minisc.set_parallel_mode('threads') runs chunks in threads instead")
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()             # the worker reads end-of-file and returns
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+class _KeptInWorkers:
+    """The replicas a training forward left in the workers, until backward (or until this
+    handle is dropped: then each worker is told to let its replicas go)."""
+
+    def __init__(self, workers, ids):
+        self.workers, self.ids = workers, ids
+        weakref.finalize(self, _release, workers, self.ids)
+
+
+def _release(workers, ids):
+    for worker, i in zip(workers, ids):
+        worker.release.append(i)
+
+
+def _get_workers():
+    global _workers
+    with _lock:
+        if _workers is None:
+            _workers = [_Worker() for _ in range(get_num_threads())]
+        return _workers
+
+
+def _drop_workers():
+    global _workers
+    with _lock:
+        if _workers is not None:
+            for worker in _workers:
+                worker.kill()
+            _workers = None
+
+
+def _round_trip(workers, requests):
+    """Send one request to each worker, then collect the replies in order. An error in any chunk
+    is raised after all replies are in, so every worker is ready for the next request."""
+    with _lock:
+        try:
+            for worker, request in zip(workers, requests):
+                worker.send(request)
+            replies = [worker.receive() for worker in workers]
+        except BaseException:
+            # Ctrl-C (or a dead worker) between a request and its reply: the pipes may hold
+            # half a conversation, so the next split starts new workers.
+            _drop_workers()
+            raise
+    for status, value in replies:
+        if status == "error":
+            raise value
+    values = [value for _, value in replies]
+    if requests[0][0] == "forward":
+        return [out for out, _ in values], [i for _, i in values]
+    return values, None
+
+
+def _portable(layers):
+    """The layers pickled for a worker (replicas: no caches), or None if a fresh interpreter
+    could not rebuild them (a class defined in __main__, an attribute pickle cannot take)."""
+    if any(type(layer).__module__ == "__main__" for layer in layers):
+        return None
+    try:
+        return pickle.dumps([layer.replica() for layer in layers], protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+
+
+@atexit.register
+def _stop_at_exit():
+    with _lock:
+        _stop_pools()
+
+
+def serve(stdin=None, stdout=None):
+    """A worker process's loop (started by _Worker): forward and backward passes of chunks."""
+    from .model import _backward_through, _forward_through
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is for the main process to handle
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    sys.stdout = sys.stderr                 # a print in a layer must not land among the replies
+    kept, next_id = {}, 0
+    while True:
+        try:
+            request, release = pickle.load(stdin)
+        except EOFError:
+            return
+        for i in release:
+            kept.pop(i, None)
+        try:
+            if request[0] == "forward":
+                _, blob, x, keep = request
+                layers = pickle.loads(blob)
+                reply = ("ok", (_forward_through(layers, x), next_id))
+                if keep:
+                    kept[next_id] = layers
+                next_id += 1
+            else:
+                _, i, dy = request
+                layers = kept[i]                    # kept until released: backward may repeat
+                dx = _backward_through(layers, dy)
+                reply = ("ok", ([layer.grads for layer in layers], dx))
+        except Exception as e:                      # noqa: BLE001  (sent back, raised there)
+            reply = ("error", e)
+        try:
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:                           # noqa: BLE001  (an exception pickle refuses)
+            data = pickle.dumps(("error", RuntimeError(repr(reply[1]))))
+        stdout.write(data)
+        stdout.flush()

@@ -1,5 +1,6 @@
-"""Threads over batch chunks (minisc/parallel.py): same answers as one thread, repeatable, and
-gradients still checked against finite differences through the threaded path."""
+"""Batch chunks side by side (minisc/parallel.py), in worker processes and in threads: same
+answers as one piece, repeatable, and gradients still checked against finite differences
+through the split path. Every test that takes the `threads` fixture runs in both modes."""
 
 import numpy as np
 import pytest
@@ -20,11 +21,14 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_CHUNK", 16)
 
 
-@pytest.fixture
-def threads():
-    """Set the thread count inside a test; the previous count comes back afterwards."""
-    before = minisc.get_num_threads()
+@pytest.fixture(params=["processes", "threads"])
+def threads(request):
+    """Run the test with chunks in worker processes, then in threads; the function it gives sets
+    the chunk count. The previous mode and count come back afterwards."""
+    before, mode_before = minisc.get_num_threads(), minisc.get_parallel_mode()
+    minisc.set_parallel_mode(request.param)
     yield minisc.set_num_threads
+    minisc.set_parallel_mode(mode_before)
     minisc.set_num_threads(before)
 
 
@@ -45,6 +49,14 @@ def one_step(model, x, y):
     dx = model.backward(loss.backward())
     return out, dx, {(i, k): g.copy() for i, layer in enumerate(model.layers)
                      for k, g in layer.grads.items()}
+
+
+def assert_same_bits(a, b):
+    """Two one_step results agree bit for bit: outputs, input gradients (if any), gradients."""
+    for got, expected in zip(a[:2], b[:2]):
+        assert (got is None and expected is None) or np.array_equal(got, expected)
+    for key in a[2]:
+        assert np.array_equal(a[2][key], b[2][key]), key
 
 
 def test_chunks_cover_the_batch_in_order():
@@ -78,10 +90,32 @@ def test_environment_variable(monkeypatch, threads):
     monkeypatch.setattr(parallel, "_num_threads", None)
     monkeypatch.delenv("MINISC_NUM_THREADS")
     assert minisc.get_num_threads() >= 1
-    # without a per-thread BLAS setting, the default is one thread (no competing chunks)
-    monkeypatch.setattr(parallel, "_num_threads", None)
+    # without a per-thread BLAS setting, chunk threads would compete for every core: the
+    # default is then one chunk; worker processes set their own BLAS to one core
     monkeypatch.setattr(parallel, "_openblas_local_setter", lambda: None)
+    monkeypatch.setattr(parallel, "_cpu_count", lambda: 4)
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.setattr(parallel, "_mode", "threads")
     assert minisc.get_num_threads() == 1
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.setattr(parallel, "_mode", "processes")
+    assert minisc.get_num_threads() == 4
+
+
+def test_parallel_mode_from_environment_and_setter(monkeypatch):
+    monkeypatch.setattr(parallel, "_mode", None)
+    monkeypatch.setenv("MINISC_PARALLEL", "Threads")
+    assert minisc.get_parallel_mode() == "threads"
+    monkeypatch.setattr(parallel, "_mode", None)
+    monkeypatch.setenv("MINISC_PARALLEL", "fibres")
+    with pytest.raises(ValueError, match="MINISC_PARALLEL must be 'processes' or 'threads', got 'fibres'"):
+        minisc.get_parallel_mode()
+    monkeypatch.setattr(parallel, "_mode", None)
+    monkeypatch.delenv("MINISC_PARALLEL")
+    expected = "processes" if __import__("sys").platform.startswith("linux") else "threads"
+    assert minisc.get_parallel_mode() == expected
+    with pytest.raises(ValueError, match="mode must be 'processes' or 'threads', got 'gpu'"):
+        minisc.set_parallel_mode("gpu")
 
 
 def test_replica_shares_parameters_not_gradients():
@@ -119,11 +153,7 @@ def test_threads_repeat_bit_for_bit(threads):
     y = rng.integers(0, 10, 64)
     threads(2)
     model = build_model("fashion-2764", rng=0)
-    a = one_step(model, x, y)
-    b = one_step(model, x, y)
-    assert np.array_equal(a[0], b[0])
-    for key in a[2]:
-        assert np.array_equal(a[2][key], b[2][key]), key
+    assert_same_bits(one_step(model, x, y), one_step(model, x, y))
 
 
 def test_training_with_threads_is_repeatable(threads):
@@ -184,3 +214,106 @@ def test_a_forked_child_can_still_split_batches(threads):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(model.forward, (x,)).get(timeout=60)
     np.testing.assert_array_equal(got, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes only
+@pytest.fixture
+def processes():
+    before, mode_before = minisc.get_num_threads(), minisc.get_parallel_mode()
+    minisc.set_parallel_mode("processes")
+    minisc.set_num_threads(2)
+    yield
+    minisc.set_parallel_mode(mode_before)
+    minisc.set_num_threads(before)
+
+
+def test_processes_and_threads_give_the_same_bits(processes):
+    rng = np.random.default_rng(8)
+    x = rng.random((40, 2, 7, 7), dtype=np.float32)
+    y = rng.integers(0, 3, 40)
+    model = small_model()
+    model.layers[0].needs_input_grad = True
+    in_workers = one_step(model, x, y)
+    assert isinstance(model._chunks[1], parallel._KeptInWorkers)        # it used the workers
+    minisc.set_parallel_mode("threads")
+    in_threads = one_step(model, x, y)
+    assert isinstance(model._chunks[1], list)
+    assert_same_bits(in_workers, in_threads)
+
+
+def test_an_evaluation_pass_between_forward_and_backward_changes_nothing(processes):
+    rng = np.random.default_rng(9)
+    x = rng.random((40, 2, 7, 7), dtype=np.float32)
+    y = rng.integers(0, 3, 40)
+    model, other = small_model(), small_model(rng=1)
+    expected = one_step(model, x, y)[2]
+    loss = SoftmaxCrossEntropy()
+    loss.forward(model.forward(x), y)
+    other.eval()
+    other.forward(x)                                # the same workers, in between
+    model.backward(loss.backward())
+    model.backward(loss.backward())                 # twice: the same gradients again
+    for (i, key), grad in expected.items():
+        assert np.array_equal(model.layers[i].grads[key], grad), (i, key)
+
+
+class MainScale(minisc.Layer):
+    """A layer whose class a fresh interpreter cannot import (as if defined in a notebook)."""
+
+    def forward(self, x):
+        self._y_shape = x.shape
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy
+
+
+MainScale.__module__ = "__main__"
+
+
+def test_layers_a_worker_cannot_import_run_in_threads(processes):
+    model = Sequential([MainScale(), Flatten(), Dense(2 * 7 * 7, 3, rng=0)], input_shape=(2, 7, 7))
+    x = np.random.default_rng(10).random((40, 2, 7, 7), dtype=np.float32)
+    out = model.forward(x)
+    assert isinstance(model._chunks[1], list)                         # threads, not workers
+    minisc.set_num_threads(1)
+    np.testing.assert_allclose(out, model.forward(x), rtol=1e-6)
+
+
+def test_a_worker_that_dies_is_a_clear_error_and_replaced(processes):
+    model = small_model()
+    x = np.random.default_rng(11).random((40, 2, 7, 7), dtype=np.float32)
+    expected = model.forward(x)
+    parallel._workers[1].proc.kill()
+    parallel._workers[1].proc.wait()
+    with pytest.raises(parallel.WorkerDied, match="worker process .* stopped .*set_parallel_mode"):
+        model.forward(x)
+    np.testing.assert_array_equal(model.forward(x), expected)        # new workers
+
+
+def test_a_pickled_model_leaves_its_pending_chunks_behind(processes):
+    import pickle
+    model = small_model()
+    x = np.random.default_rng(12).random((40, 2, 7, 7), dtype=np.float32)
+    model.forward(x)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy._chunks is None and model._chunks is not None
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGINT") or __import__("os").name != "posix",
+                    reason="POSIX signals")
+def test_ctrl_c_is_left_to_the_main_process(processes):
+    import os
+    import signal
+    import time
+    model = small_model()
+    x = np.random.default_rng(13).random((40, 2, 7, 7), dtype=np.float32)
+    expected = model.forward(x)
+    workers = list(parallel._workers)
+    for worker in workers:
+        os.kill(worker.proc.pid, signal.SIGINT)     # what Ctrl-C in a terminal sends them too
+    time.sleep(0.2)
+    assert all(worker.proc.poll() is None for worker in workers)
+    np.testing.assert_array_equal(model.forward(x), expected)
+    assert parallel._workers == workers                               # the same workers
