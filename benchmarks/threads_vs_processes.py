@@ -20,11 +20,13 @@ on top. This script measures how much that costs. Each round starts fresh proces
   threads     one process, two Python threads side by side, each training its own model on
               batches of --chunk (minisc's chunks off): the lock is all they share
   chunks      one process, minisc's two chunk threads, batches of 2 x --chunk
+  workers     one process, minisc's two worker processes, batches of 2 x --chunk
 
 and prints milliseconds per step (per chunk of --chunk images for the side-by-side cases, per
-batch of 2 x --chunk for `chunks`). If the lock is the whole story, `threads` and `chunks` lose
+batch of 2 x --chunk for `chunks` and `workers`). If the lock is the whole story, `threads` and `chunks` lose
 to `processes` about what the `overhead` step costs, or more: while one thread runs its Python
-lines, the other waits for the lock. Run it with nothing else running.
+lines, the other waits for the lock; `workers` should be close to `processes`. Run it with
+nothing else running.
 """
 
 import argparse
@@ -47,6 +49,7 @@ sys.path.insert(0, sys.argv[1] + "/benchmarks")
 from bench_step import record_data, run_epoch_minisc
 from minisc import parallel
 from minisc.models import build_model
+parallel.MIN_CHUNK = 1                      # split whatever the chunk size (chunks, workers)
 model_name, batch, n_images, copies = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 _, x, y = record_data(n_images)
 neighbour = None
@@ -67,6 +70,7 @@ def train(i):
     if copies > 1:
         parallel._worker_start()          # this thread's BLAS on one core, as a chunk's is
     model = build_model(model_name, rng=i)
+    model.forward(x[:batch])                # starts minisc's workers (if any) before the clock
     ms[i] = 1000 * run_epoch_minisc(model, x, y, batch) / steps
 if copies == 1:
     train(0)
@@ -80,14 +84,14 @@ if neighbour is not None:
 print(json.dumps(ms))
 """
 
-CASES = ("overhead", "alone", "neighbour", "processes", "threads", "chunks")
+CASES = ("overhead", "alone", "neighbour", "processes", "threads", "chunks", "workers")
 
 
 def run_case(case, model, chunk, images, env):
     """Milliseconds per step of one case (the mean over the side-by-side copies)."""
-    def child(batch, copies, n_images, minisc_threads, neighbour=False):
+    def child(batch, copies, n_images, minisc_threads, neighbour=False, mode="threads"):
         child_env = dict(env, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                         MINISC_NUM_THREADS=str(minisc_threads))
+                         MINISC_NUM_THREADS=str(minisc_threads), MINISC_PARALLEL=mode)
         return subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), model, str(batch),
                                  str(n_images), str(copies), "1" if neighbour else "0"],
                                 env=child_env, stdout=subprocess.PIPE, text=True)
@@ -102,8 +106,8 @@ def run_case(case, model, chunk, images, env):
         procs = [child(chunk, 1, images, 1), child(chunk, 1, images, 1)]
     elif case == "threads":
         procs = [child(chunk, 2, images, 1)]
-    else:                                   # chunks: one batch of 2 x chunk, split in two
-        procs = [child(2 * chunk, 1, 2 * images, 2)]
+    else:                                   # one batch of 2 x chunk, split in two
+        procs = [child(2 * chunk, 1, 2 * images, 2, mode="processes" if case == "workers" else "threads")]
     ms = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -141,8 +145,10 @@ def main(argv=None):
     print(f"  two processes side by side, each             {med['processes']:6.1f}")
     print(f"  two threads side by side, each               {med['threads']:6.1f}"
           f"   (+{med['threads'] - med['processes']:.1f} against processes)")
-    print(f"  minisc's chunks, a batch of 2 x {args.chunk:<4d}         {med['chunks']:6.1f}"
+    print(f"  minisc's chunk threads, a batch of 2 x {args.chunk:<4d}  {med['chunks']:6.1f}"
           f"   (+{med['chunks'] - med['processes']:.1f} against processes)")
+    print(f"  minisc's worker processes, a batch of 2 x {args.chunk:<4d} {med['workers']:5.1f}"
+          f"   (+{med['workers'] - med['processes']:.1f} against processes)")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,18 @@ def test_memory_ab_quick_run():
     for expected in ("scs-tiny, batch 50, 200 images per epoch", "round 1: kept:", "glibc:",
                      "medians: kept"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
+
+
+def test_threads_vs_processes_quick_run():
+    script = SCRIPT.parent / "threads_vs_processes.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", "scs-tiny", "--chunk", "20", "--images", "100",
+         "--rounds", "1"],
+        capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for expected in ("scs-tiny, chunks of 20 images", "round 1: overhead", "neighbour",
+                     "two processes side by side, each", "two threads side by side, each",
+                     "minisc's chunk threads, a batch of 2 x 20",
+                     "minisc's worker processes, a batch of 2 x 20"):
+        assert expected in out, f"missing {expected!r} in:\n{out}"
