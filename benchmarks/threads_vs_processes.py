@@ -49,7 +49,7 @@ sys.path.insert(0, sys.argv[1] + "/benchmarks")
 from bench_step import record_data, run_epoch_minisc
 from minisc import parallel
 from minisc.models import build_model
-parallel.MIN_CHUNK = 1                      # split whatever the chunk size (chunks, workers)
+parallel.MIN_CHUNK = parallel.MIN_CHUNK_THREADS = 1     # split whatever the chunk size
 model_name, batch, n_images, copies = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 _, x, y = record_data(n_images)
 neighbour = None

@@ -68,7 +68,7 @@ class Sequential:
 
         In evaluation mode a large batch goes through in chunks of EVAL_CHUNK examples: nothing
         is kept for backward, so peak memory is that of one chunk, whatever N is. A batch of
-        2 * parallel.MIN_CHUNK examples or more is split into chunks that run side by side, in
+        64 examples or more (100 in threads) is split into chunks that run side by side, in
         worker processes or threads (minisc/parallel.py); the result is the same as in one
         piece, up to the order of float sums."""
         if self.input_shape is not None and isinstance(x, np.ndarray) \

@@ -72,11 +72,16 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-# Examples: a smaller chunk is not worth a thread of its own. Measured on 2 cores
-# (benchmarks/README.md): splitting a batch of 64 in two made a training step slower or no
-# faster for every model tried (scs-tiny 2.0x, scs 1.1x, fashion-2764 1.03x); batches of 100
-# and 128 gained for the record and reference networks. 50 keeps those splits and leaves batches of 64 whole.
-MIN_CHUNK = 50
+# Examples: a smaller chunk is not worth a worker or thread of its own. Measured on 2 cores
+# (benchmarks/README.md, "Where chunks do not pay"):
+# - in worker processes, splitting the lessons' batch of 64 in two made a training step
+#   faster for scs (0.71 of the time), convnet (0.77), the reference network (0.86) and, just,
+#   scs-tiny (0.97): chunks of 32 pay;
+# - in threads the same split made it slower or no faster for every model tried (scs-tiny
+#   2.0x, scs 1.1x, fashion-2764 1.03x), while batches of 100 and 128 gained: 50 keeps those
+#   splits and leaves batches of 64 whole.
+MIN_CHUNK = 32              # worker processes
+MIN_CHUNK_THREADS = 50      # threads
 
 MODES = ("processes", "threads")
 
@@ -166,10 +171,11 @@ def _stop_pools():
 
 def chunks(n_examples, n_threads=None):
     """The slices a batch of ``n_examples`` is cut into: as equal as possible, in order, each at
-    least MIN_CHUNK examples long (so small batches stay whole). Always the same for the same
-    arguments."""
+    least MIN_CHUNK examples long (MIN_CHUNK_THREADS in threads), so small batches stay whole.
+    Always the same for the same arguments and mode."""
     n_threads = get_num_threads() if n_threads is None else n_threads
-    parts = max(1, min(n_threads, n_examples // MIN_CHUNK))
+    smallest = MIN_CHUNK if get_parallel_mode() == "processes" else MIN_CHUNK_THREADS
+    parts = max(1, min(n_threads, n_examples // smallest))
     edges = [n_examples * i // parts for i in range(parts + 1)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 

@@ -13,12 +13,16 @@ from minisc.losses import SoftmaxCrossEntropy
 from minisc.model import Sequential
 from minisc.models import build_model
 
+# minisc's own thresholds, read before the fixture below lowers them for every test
+DEFAULT_MIN_CHUNKS = {"processes": parallel.MIN_CHUNK, "threads": parallel.MIN_CHUNK_THREADS}
+
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     """Split the small batches of these tests too (minisc's own threshold is 50 examples), so
     every test here really runs on several threads."""
     monkeypatch.setattr(parallel, "MIN_CHUNK", 16)
+    monkeypatch.setattr(parallel, "MIN_CHUNK_THREADS", 16)
 
 
 @pytest.fixture(params=["processes", "threads"])
@@ -71,6 +75,18 @@ def test_chunks_cover_the_batch_in_order():
             assert len(parts) <= t
     assert len(parallel.chunks(100, 2)) == 2
     assert len(parallel.chunks(2 * parallel.MIN_CHUNK - 1, 2)) == 1      # too small to split
+
+
+def test_the_lessons_batch_of_64_splits_in_workers_only(monkeypatch):
+    # measured (benchmarks/README.md): chunks of 32 paid in worker processes, not in threads
+    monkeypatch.setattr(parallel, "MIN_CHUNK", DEFAULT_MIN_CHUNKS["processes"])
+    monkeypatch.setattr(parallel, "MIN_CHUNK_THREADS", DEFAULT_MIN_CHUNKS["threads"])
+    monkeypatch.setattr(parallel, "_mode", "processes")
+    assert [(p.start, p.stop) for p in parallel.chunks(64, 2)] == [(0, 32), (32, 64)]
+    assert len(parallel.chunks(63, 2)) == 1
+    monkeypatch.setattr(parallel, "_mode", "threads")
+    assert len(parallel.chunks(64, 2)) == 1
+    assert len(parallel.chunks(100, 2)) == 2
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
