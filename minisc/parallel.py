@@ -39,7 +39,9 @@ program ends. Layers whose class a fresh interpreter cannot import (defined in a
 in the script you run) go through threads instead, with the same results. A worker imports
 the layer files as they are on disk when it starts: a method swapped in while the program
 runs (``SharpCosSim2D.forward = my_forward`` in a notebook) does not reach it, so use threads
-for that kind of experiment.
+for that kind of experiment; after editing a layer file and reloading it in a running
+notebook, ``set_parallel_mode`` or ``set_num_threads`` starts fresh workers that import it
+anew.
 
 Processes are the default on Linux, where they were measured; threads elsewhere. While a chunk
 runs on a thread, that thread's BLAS is asked to use one core (two chunks each asking for all

@@ -333,3 +333,15 @@ def test_ctrl_c_is_left_to_the_main_process(processes):
     assert all(worker.proc.poll() is None for worker in workers)
     np.testing.assert_array_equal(model.forward(x), expected)
     assert parallel._workers == workers                               # the same workers
+
+
+def test_setting_the_mode_again_starts_fresh_workers(processes):
+    # how a notebook picks up an edited layer file: the new workers import it anew
+    model = small_model()
+    x = np.random.default_rng(14).random((40, 2, 7, 7), dtype=np.float32)
+    expected = model.forward(x)
+    before = [worker.proc.pid for worker in parallel._workers]
+    minisc.set_parallel_mode("processes")
+    assert parallel._workers is None
+    np.testing.assert_array_equal(model.forward(x), expected)
+    assert not set(before) & {worker.proc.pid for worker in parallel._workers}
