@@ -69,6 +69,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -245,8 +246,9 @@ def forward_chunks(layers, xs, keep):
     ``keep``: evaluation keeps nothing)."""
     if get_parallel_mode() == "processes":
         blob = _portable(layers)
-        if blob is not None:
-            workers = _get_workers()[:len(xs)]
+        workers = _get_workers() if blob is not None else None
+        if workers is not None:
+            workers = workers[:len(xs)]
             outs, ids = _round_trip(workers, [("forward", blob, x, keep) for x in xs])
             return outs, (_KeptInWorkers(workers, ids) if keep else None)
     from .model import _forward_through
@@ -342,10 +344,23 @@ def _release(workers, ids):
 
 
 def _get_workers():
-    global _workers
+    """The running workers, started if need be; None if this system cannot start them (then
+    minisc says so once and uses threads from now on)."""
+    global _workers, _mode
     with _lock:
         if _workers is None:
-            _workers = [_Worker() for _ in range(get_num_threads())]
+            started = []
+            try:
+                for _ in range(get_num_threads()):
+                    started.append(_Worker())
+            except OSError as e:
+                for worker in started:
+                    worker.kill()
+                _mode = "threads"
+                warnings.warn(f"minisc: could not start worker processes ({e}); batch chunks "
+                              "run in threads from now on", RuntimeWarning, stacklevel=4)
+                return None
+            _workers = started
         return _workers
 
 

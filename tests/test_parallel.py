@@ -345,3 +345,16 @@ def test_setting_the_mode_again_starts_fresh_workers(processes):
     assert parallel._workers is None
     np.testing.assert_array_equal(model.forward(x), expected)
     assert not set(before) & {worker.proc.pid for worker in parallel._workers}
+
+
+def test_no_worker_processes_means_threads_with_a_warning(processes, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("no processes here")
+    monkeypatch.setattr(parallel.subprocess, "Popen", refuse)
+    model = small_model()
+    x = np.random.default_rng(15).random((40, 2, 7, 7), dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match=r"could not start worker processes \(no processes here\)"):
+        out = model.forward(x)
+    assert minisc.get_parallel_mode() == "threads" and isinstance(model._chunks[1], list)
+    minisc.set_num_threads(1)
+    np.testing.assert_allclose(out, model.forward(x), rtol=1e-6)
