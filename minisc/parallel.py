@@ -304,11 +304,17 @@ class _Worker:
             self._died()
 
     def _died(self):
-        code = self.proc.poll()
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = (f"killed by signal {-code}" if code is not None and code < 0
+               else f"exit code {code}" if code is not None else "no longer answering")
         _drop_workers()
-        raise WorkerDied(f"minisc: a worker process running a batch chunk stopped (exit code "
-                           f"{code}); the next batch starts new ones. If this repeats, "
-                           "minisc.set_parallel_mode('threads') runs chunks in threads instead")
+        raise WorkerDied(f"minisc: a worker process running a batch chunk stopped ({how}; signal 9 "
+                         "is often the system running out of memory); the next batch starts new "
+                         "ones. If this repeats, minisc.set_parallel_mode('threads') runs chunks "
+                         "in threads instead")
 
     def stop(self):
         try:
