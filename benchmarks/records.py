@@ -57,7 +57,7 @@ def parse_args(argv=None):
 def run(name, args, data, out):
     import numpy as np
 
-    from minisc import get_num_threads
+    from minisc import get_num_threads, get_parallel_mode
     from minisc.models import RECIPES, build_model
     from minisc.train import evaluate, train
 
@@ -70,9 +70,10 @@ def run(name, args, data, out):
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)
-    threads = get_num_threads()
+    threads, parallel_mode = get_num_threads(), get_parallel_mode()
     print(f"\n{name}: {model.n_params:,} parameters; recipe {recipe}; seed {args.seed}; "
-          f"{threads} thread(s)", flush=True)
+          f"{threads} thread(s)" + (f", batch chunks in {parallel_mode}" if threads > 1 else ""),
+          flush=True)
     epoch_seconds = []
     last = [time.perf_counter()]
 
@@ -95,7 +96,8 @@ def run(name, args, data, out):
     stem = out / f"{name}-seed{args.seed}"
     record = dict(model=name, n_params=model.n_params, seed=args.seed, recipe=recipe, data=data_name,
                   held_out=data["held_out"], final_accuracy=final, target=target,
-                  epoch_seconds=epoch_seconds, threads=threads, history=history)
+                  epoch_seconds=epoch_seconds, threads=threads, parallel_mode=parallel_mode,
+                  history=history)
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
     command = "python benchmarks/records.py " + " ".join(sys.argv[1:])
     model.save(stem.with_suffix(".npz"), metadata=dict(
