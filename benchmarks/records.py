@@ -82,7 +82,9 @@ def run(name, args, data, out):
         epoch_seconds.append(now - last[0])
         print(f"epoch {epoch:3d}  held-out accuracy {history['val_acc'][-1]:.4f}  "
               f"train loss {history['train_loss'][-1]:.4f}  {epoch_seconds[-1]:.1f} s", flush=True)
-        last[0] = time.perf_counter()     # evaluation time is not training time
+        # An epoch's seconds: its training steps and the scoring of the held-out images that
+        # follows them; not this report.
+        last[0] = time.perf_counter()
 
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                     seed=args.seed, progress=False, log=lambda *a: None, callback=report, **recipe)
