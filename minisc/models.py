@@ -210,8 +210,10 @@ RECIPES = {
     # underfits, and on a validation split (the last 10,000 training images, seed 0) dropping
     # the shifts of fashion-2764's recipe took it from 88.90% to 90.11% after 40 epochs
     # (benchmarks/results/fashion-2764-validation-ab.json); 60 epochs instead of 40 took it to
-    # 90.38% (fashion-2764-validation-60epochs-seed0.json).
-    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=60, shift=0, flip=True),
+    # 90.38% (fashion-2764-validation-60epochs-seed0.json), 75 instead of 60 to 90.39%
+    # (fashion-2764-validation-75epochs-seed0.json; the rule, fixed before the run, was 90.38%
+    # or more).
+    "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, shift=0, flip=True),
     "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, shift=0, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
