@@ -249,7 +249,8 @@ def forward_chunks(layers, xs, keep):
         workers = _get_workers() if blob is not None else None
         if workers is not None:
             workers = workers[:len(xs)]
-            outs, ids = _round_trip(workers, [("forward", blob, x, keep) for x in xs])
+            replies = _round_trip(workers, [("forward", blob, x, keep) for x in xs])
+            outs, ids = [out for out, _ in replies], [i for _, i in replies]
             return outs, (_KeptInWorkers(workers, ids) if keep else None)
     from .model import _forward_through
     replicas = [[layer.replica() for layer in layers] for _ in xs]
@@ -265,7 +266,7 @@ def backward_chunks(kept, dys):
             raise RuntimeError("minisc: the worker processes were restarted (set_num_threads or "
                                "set_parallel_mode) between this forward pass and its backward; "
                                "run the forward pass again")
-        results, _ = _round_trip(kept.workers, [("backward", i, dy) for i, dy in zip(kept.ids, dys)])
+        results = _round_trip(kept.workers, [("backward", i, dy) for i, dy in zip(kept.ids, dys)])
         return [grads for grads, _ in results], [dx for _, dx in results]
     from .model import _backward_through
     dxs = run(_backward_through, kept, dys)
@@ -292,7 +293,7 @@ class _Worker:
         try:
             pickle.dump((request, self.release), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except OSError:                         # a broken pipe: the worker is gone
             self._died()
         self.release = []
 
@@ -380,8 +381,8 @@ def _drop_workers():
 
 
 def _round_trip(workers, requests):
-    """Send one request to each worker, then collect the replies in order. An error in any chunk
-    is raised after all replies are in, so every worker is ready for the next request."""
+    """Send one request to each worker, then return their answers in order. An error in any
+    chunk is raised after all replies are in, so every worker is ready for the next request."""
     with _lock:
         try:
             for worker, request in zip(workers, requests):
@@ -395,10 +396,7 @@ def _round_trip(workers, requests):
     for status, value in replies:
         if status == "error":
             raise value
-    values = [value for _, value in replies]
-    if requests[0][0] == "forward":
-        return [out for out, _ in values], [i for _, i in values]
-    return values, None
+    return [value for _, value in replies]
 
 
 def _portable(layers):

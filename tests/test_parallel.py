@@ -95,16 +95,22 @@ def test_set_num_threads_refuses_nonsense(bad, threads):
         threads(bad)
 
 
+def from_env(monkeypatch, cached, variable, text):
+    """Forget parallel's cached setting and set its environment variable (None: unset it)."""
+    monkeypatch.setattr(parallel, cached, None)
+    if text is None:
+        monkeypatch.delenv(variable, raising=False)
+    else:
+        monkeypatch.setenv(variable, text)
+
+
 def test_environment_variable(monkeypatch, threads):
-    monkeypatch.setattr(parallel, "_num_threads", None)
-    monkeypatch.setenv("MINISC_NUM_THREADS", "3")
+    from_env(monkeypatch, "_num_threads", "MINISC_NUM_THREADS", "3")
     assert minisc.get_num_threads() == 3
-    monkeypatch.setattr(parallel, "_num_threads", None)
-    monkeypatch.setenv("MINISC_NUM_THREADS", "many")
+    from_env(monkeypatch, "_num_threads", "MINISC_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="MINISC_NUM_THREADS.*'many'"):
         minisc.get_num_threads()
-    monkeypatch.setattr(parallel, "_num_threads", None)
-    monkeypatch.delenv("MINISC_NUM_THREADS")
+    from_env(monkeypatch, "_num_threads", "MINISC_NUM_THREADS", None)
     assert minisc.get_num_threads() >= 1
     # without a per-thread BLAS setting, chunk threads would compete for every core: the
     # default is then one chunk; worker processes set their own BLAS to one core
@@ -119,15 +125,12 @@ def test_environment_variable(monkeypatch, threads):
 
 
 def test_parallel_mode_from_environment_and_setter(monkeypatch):
-    monkeypatch.setattr(parallel, "_mode", None)
-    monkeypatch.setenv("MINISC_PARALLEL", "Threads")
+    from_env(monkeypatch, "_mode", "MINISC_PARALLEL", "Threads")
     assert minisc.get_parallel_mode() == "threads"
-    monkeypatch.setattr(parallel, "_mode", None)
-    monkeypatch.setenv("MINISC_PARALLEL", "fibres")
+    from_env(monkeypatch, "_mode", "MINISC_PARALLEL", "fibres")
     with pytest.raises(ValueError, match="MINISC_PARALLEL must be 'processes' or 'threads', got 'fibres'"):
         minisc.get_parallel_mode()
-    monkeypatch.setattr(parallel, "_mode", None)
-    monkeypatch.delenv("MINISC_PARALLEL")
+    from_env(monkeypatch, "_mode", "MINISC_PARALLEL", None)
     expected = "processes" if __import__("sys").platform.startswith("linux") else "threads"
     assert minisc.get_parallel_mode() == expected
     with pytest.raises(ValueError, match="mode must be 'processes' or 'threads', got 'gpu'"):
