@@ -242,7 +242,8 @@ def _interrupts_deferred():
 
     The three files of a checkpoint must describe the same epoch; each is written atomically,
     but a Ctrl-C between two of them would leave a model of epoch 5 beside a history of epoch 4.
-    Signal handlers can only be set from the main thread; elsewhere the block runs as is.
+    Signal handlers can only be set from the main thread; elsewhere the block runs as is. A
+    Ctrl-C that was ignored before the block (a run started with nohup or `&`) stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -253,7 +254,9 @@ def _interrupts_deferred():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if pending:
+    if pending and previous is not signal.SIG_IGN:
+        if callable(previous):                  # the handler it would have reached: let it act
+            previous(pending[0], None)
         raise KeyboardInterrupt
 
 
