@@ -150,6 +150,16 @@ def epoch_network(name, rng=0):
     return name, build_model(name, rng=rng)
 
 
+def folded(model):
+    """minisc.models.fold_pools(model) (each SCS layer and the max-abs pool after it as one
+    layer: the same numbers, faster), or None where minisc has no fold_pools."""
+    try:
+        from minisc.models import fold_pools
+    except ImportError:
+        return None
+    return fold_pools(model)
+
+
 def gemm_flops(model, batch):
     """Floating-point operations of the matrix products in one training step, per layer.
 
@@ -460,6 +470,18 @@ def main(args, threads):
           f"   {total_flops / 1e9:10.3f}")
     results["layers"] = [{"layer": str(layer), "forward_ms": f, "backward_ms": b}
                          for layer, f, b in rows]
+    fmodel = folded(model)
+    fms = None if fmodel is None else MiniscStep(fmodel, x, y)
+    if fms is not None:
+        # the same network with each SCS layer and its pool as one layer (fold_pools)
+        frows, floss_ms = fms.layer_times(args.reps)
+        print(f"\n  {'the same, pools folded into the SCS layers (ms)':66s} forward  backward")
+        for layer, f, b in frows:
+            print(f"  {str(layer):66s} {f:7.2f}  {b:8.2f}")
+        print(f"  {'sum (loss included)':66s} {sum(r[1] for r in frows) + floss_ms:7.2f}  "
+              f"{sum(r[2] for r in frows):8.2f}")
+        results["layers_folded"] = [{"layer": str(layer), "forward_ms": f, "backward_ms": b}
+                                    for layer, f, b in frows]
 
     step_ms = median_ms(ms.step, args.reps)
     fwd_ms = median_ms(ms.forward, args.reps)
@@ -496,7 +518,10 @@ def main(args, threads):
         print(f"  agreement: logits within {logit_diff:.1e}; gradients within {worst:.1e} of each "
               f"array's largest entry (worst: {worst_name})")
         rounds = max(1, args.reps // 5)            # blocks of about 5 repetitions each
-        both = alternate({"minisc": ms.step, "torch": t_step}, args.reps, rounds)
+        contenders = {"minisc": ms.step, "torch": t_step}
+        if fms is not None:
+            contenders["folded"] = fms.step
+        both = alternate(contenders, args.reps, rounds)
         fboth = alternate({"minisc": ms.forward, "torch": t_fwd}, args.reps, rounds)
         t_step()
         torch_adam = median_ms(t_adam, args.reps)
@@ -517,6 +542,13 @@ def main(args, threads):
         results["ratio_fastest"] = best_ratio
         print(f"  => minisc / PyTorch, training step: {ratio:.2f} (medians), "
               f"{best_ratio:.2f} (fastest repetitions)")
+        if fms is not None:
+            (f_med, f_min), (t_med, t_min) = both["folded"], both["torch"]
+            results.update(alt_folded_step_ms=f_med, alt_folded_step_best_ms=f_min,
+                           ratio_folded=f_med / t_med, ratio_folded_fastest=f_min / t_min)
+            print(f"  => the same network with the pools folded (fold_pools), same blocks: "
+                  f"{f_med:.2f} ms ({f_min:.1f}); minisc / PyTorch: {f_med / t_med:.2f} (medians), "
+                  f"{f_min / t_min:.2f} (fastest repetitions)")
         if args.compile:
             try:
                 t0 = time.perf_counter()
@@ -539,11 +571,17 @@ def main(args, threads):
         secs = run_epoch_minisc(emodel, ex, ey, args.batch)
         results.update(epoch_model=name, epoch_images=len(ex), epoch_s=secs)
         print(f"  minisc : {secs:7.1f} s   ({1000 * secs / n_steps:.1f} ms per step, update included)")
+        if folded(emodel) is not None:
+            fsecs = run_epoch_minisc(folded(emodel), ex, ey, args.batch)
+            results.update(epoch_folded_s=fsecs)
+            print(f"  minisc, pools folded: {fsecs:7.1f} s   ({1000 * fsecs / n_steps:.1f} ms per step)")
         if have_torch:
             tsecs = run_epoch_torch(emodel, ex, ey, args.batch)
             results.update(torch_epoch_s=tsecs)
             print(f"  PyTorch: {tsecs:7.1f} s   ({1000 * tsecs / n_steps:.1f} ms per step); "
                   f"minisc / PyTorch: {secs / tsecs:.2f}")
+            if "epoch_folded_s" in results:
+                print(f"  minisc, pools folded / PyTorch: {results['epoch_folded_s'] / tsecs:.2f}")
 
     if args.record_images > 0:
         name, rmodel = epoch_network(args.record_model)
@@ -560,11 +598,17 @@ def main(args, threads):
         secs = run_epoch_minisc(rmodel, rx, ry, RECORD_BATCH)
         results.update(record_model=name, record_images=len(rx), record_epoch_s=secs)
         print(f"  minisc : {secs:7.1f} s   ({1000 * secs / n_steps:.1f} ms per step, update included)")
+        if folded(rmodel) is not None:
+            fsecs = run_epoch_minisc(folded(rmodel), rx, ry, RECORD_BATCH)
+            results.update(record_epoch_folded_s=fsecs)
+            print(f"  minisc, pools folded: {fsecs:7.1f} s   ({1000 * fsecs / n_steps:.1f} ms per step)")
         if have_torch:
             tsecs = run_epoch_torch(rmodel, rx, ry, RECORD_BATCH)
             results.update(record_torch_epoch_s=tsecs)
             print(f"  PyTorch: {tsecs:7.1f} s   ({1000 * tsecs / n_steps:.1f} ms per step); "
                   f"minisc / PyTorch: {secs / tsecs:.2f}")
+            if "record_epoch_folded_s" in results:
+                print(f"  minisc, pools folded / PyTorch: {results['record_epoch_folded_s'] / tsecs:.2f}")
 
     results["peak_rss_whole_run_mb"] = peak_rss_mb()
     print(f"\npeak resident memory of the whole run: {results['peak_rss_whole_run_mb']:.0f} MB"

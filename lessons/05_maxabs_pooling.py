@@ -169,6 +169,39 @@ fig = viz.plot_feature_maps(
 _lesson.save(fig, "winners_on_a_digit", out)
 
 # %% [markdown]
+# ## 4. Pool first, then sharpen: the same numbers for a quarter of the work
+#
+# SCS sharpens every cosine, y = sign(c) |c|^p with p > 0: the larger |c|, the larger |y|.
+# So in every window the element of largest |y| is the element of largest |c|, and pooling
+# the *cosines*, then sharpening only the winners, gives the numbers of sharpening everything
+# and pooling after. The power is the costly part of SCS (a logarithm and an
+# exponential per element), and 2x2 pooling leaves a quarter of the elements.
+# `SharpCosSim2D(..., pool_size=2)` is an SCS layer that ends with this pool and uses the
+# identity; `minisc.models.fold_pools(model)` rewrites a whole network that way.
+
+# %%
+_lesson.section("4. Pool first, then sharpen")
+folded = SharpCosSim2D(1, 2, 5, p_init=2.0, q_init=0.1, pool_size=2)
+folded.params["w"][...] = scs.params["w"]
+together = folded.forward(batch)                        # (n, 2, 12, 12)
+differ = together != p_abs
+print(f"{folded}")
+print(f"  powers taken: {together.size:,} instead of {maps.size:,}")
+print(f"  windows where it differs from SharpCosSim2D, then MaxAbsPool2D(2): {int(differ.sum())} "
+      f"of {together.size:,}")
+if differ.any():
+    pairs = ", ".join(f"{a:+.2e} against {b:+.2e}" for a, b in zip(together[differ][:3], p_abs[differ][:3]))
+    print(f"  there (pool first against sharpen first): {pairs}")
+
+# %% [markdown]
+# Almost the same numbers. Where they differ, a window held two cosines of nearly the same
+# size and opposite sign, such as an edge kernel on a thin stroke. In float32, two cosines
+# that differ in their last bits can have sharpened values that round to the same number;
+# sharpening first turns them into a tie, which goes to the first element of the window,
+# while pooling first still sees which |c| is larger. Both are right to float32 precision;
+# the layer with `pool_size` keeps the winner the exact arithmetic would pick.
+
+# %% [markdown]
 # ## Try this
 #
 # Printed by the cell below; teachers find the answers in `lessons/answers.md`.

@@ -9,6 +9,8 @@
     build_model("mnist-1398")    our MNIST design, at most 1,398 parameters
     ...and a "-convnet" twin of each record model: the same shape with Conv2D + ReLU + MaxPool2D
 
+    fold_pools(model)            the same network, each SCS layer + max-abs pool as one layer
+
 Every model carries its training recipe, ``RECIPES[name]``: the data set, epochs, batch size,
 learning-rate schedule and augmentation it is trained with. ``python -m minisc.train --model
 NAME`` runs the recipe as it is; any flag overrides one entry.
@@ -22,6 +24,8 @@ of a patch, and an MNIST background of exact zeros is what lets q silence blank 
 Subtracting a mean would turn the background into a constant grey that every kernel responds
 to. The ConvNet, like any ConvNet, trains better on standardized input, so it gets one.
 """
+
+import copy
 
 import numpy as np
 
@@ -226,3 +230,34 @@ def build_model(name, rng=None, dtype=np.float32, n_classes=10):
     if name not in MODELS:
         raise ValueError(f"build_model: unknown model {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](rng=rng, dtype=dtype, n_classes=n_classes)
+
+
+def fold_pools(model):
+    """The same network, faster: every SharpCosSim2D followed directly by a MaxAbsPool2D
+    becomes one SharpCosSim2D with that pool_size, which pools its cosines before sharpening
+    them: the same numbers, with ln and exp on a quarter of the elements (but for near-ties
+    within float32 rounding; see "Pooling inside the layer" in minisc/layers/scs.py).
+    Returns a new Sequential with copies of the weights, the same input shape and metadata;
+    the model passed in is left as it was.
+    """
+    from .model import Sequential
+
+    layers, i = list(model.layers), 0
+    folded = []
+    while i < len(layers):
+        layer = layers[i]
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        if (type(layer) is SharpCosSim2D and layer.pool is None and type(after) is MaxAbsPool2D):
+            config = dict(layer.config(), pool_size=list(after.pool_size), ceil_mode=after.ceil_mode)
+            merged = SharpCosSim2D(**config, dtype=layer.dtype)
+            for key, value in layer.params.items():
+                merged.params[key][...] = value
+            merged.training = layer.training
+            folded.append(merged)
+            i += 2
+        else:
+            folded.append(copy.deepcopy(layer))
+            i += 1
+    result = Sequential(folded, input_shape=model.input_shape)
+    result.metadata = copy.deepcopy(model.metadata)
+    return result

@@ -270,3 +270,27 @@ def test_kernel_draw_and_log_steps_survive_save_and_load(tmp_path):
     # LeCun uniform: |w| < sqrt(3 / fan_in), fan_in = 9; Glorot's limit here is sqrt(6 / 27)
     assert np.abs(layer.params["w"]).max() < np.sqrt(3 / 9)
     assert np.abs(layer.params["w"]).max() > np.sqrt(6 / 27)
+
+
+@pytest.mark.parametrize("name", ["reference", "scs", "fashion-2764"])
+def test_fold_pools_gives_the_same_network_with_fewer_layers(name):
+    from minisc.models import build_model, fold_pools
+
+    model = build_model(name, rng=0, dtype=np.float64)
+    folded = fold_pools(model)
+    n_pools = sum(type(layer).__name__ == "MaxAbsPool2D" for layer in model.layers)
+    assert n_pools and len(folded.layers) == len(model.layers) - n_pools
+    assert not any(type(layer).__name__ == "MaxAbsPool2D" for layer in folded.layers)
+    assert folded.n_params == model.n_params and folded.input_shape == model.input_shape
+    x = np.random.default_rng(0).random((4, 1, 28, 28))
+    logits = model.forward(x)
+    np.testing.assert_allclose(folded.forward(x), logits, rtol=1e-12, atol=1e-14)
+    dy = np.random.default_rng(1).standard_normal(logits.shape)
+    model.backward(dy)
+    folded.backward(dy)
+    with_params = [[layer for layer in m.layers if layer.params] for m in (model, folded)]
+    for a, b in zip(*with_params):
+        for key in a.grads:
+            np.testing.assert_allclose(b.grads[key], a.grads[key], rtol=1e-8, atol=1e-12, err_msg=f"{a} {key}")
+    folded.layers[0].params["w"][...] = 0.0            # copies: the model passed in is untouched
+    assert np.abs(model.layers[0].params["w"]).max() > 0

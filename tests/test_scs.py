@@ -4,7 +4,7 @@ loop reference, and the numerical pitfalls (blank patches, p < 1, c == 0)."""
 import numpy as np
 import pytest
 
-from minisc import SharpCosSim2D, gradcheck
+from minisc import MaxAbsPool2D, SharpCosSim2D, gradcheck
 from minisc import reference as ref
 from minisc.layers.scs import P_MAX, P_MIN, Q_MIN
 
@@ -224,3 +224,97 @@ def test_parameter_shapes_and_count():
     assert layer.n_params == 48 * 24 * 25 + 48 + 1
     assert {k: v.shape for k, v in layer.grads.items()} == {k: v.shape for k, v in layer.params.items()}
     assert all(v.dtype == np.float32 for v in layer.params.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# pool_size: max-abs pooling inside the layer, on the cosines before sharpening
+
+# (CONFIGS index, pool size, ceil_mode): plain, grouped and depthwise layers, 2x2 and odd pools
+POOLED = [(1, 2, False), (2, 2, True), (3, 3, False), (7, 2, True), (8, 2, False),
+          (9, 2, True), (0, (1, 2), True)]
+
+
+def _pooled_pair(i, pool, ceil_mode, alpha_init, rng_seed=0):
+    """The same SCS layer twice, once with pool_size, and the MaxAbsPool2D it stands for."""
+    cin, cout, k, stride, pad, hw, groups = CONFIGS[i]
+    plain = _layer(cin, cout, k, stride, pad, np.random.default_rng(rng_seed), groups=groups,
+                   alpha_init=alpha_init)
+    pooled = SharpCosSim2D(cin, cout, k, stride=stride, padding=pad, groups=groups, alpha_init=alpha_init,
+                           pool_size=pool, ceil_mode=ceil_mode, dtype=np.float64)
+    for key in plain.params:
+        pooled.params[key][...] = plain.params[key]
+    return plain, pooled, MaxAbsPool2D(pool, ceil_mode=ceil_mode, dtype=np.float64), (cin,) + hw
+
+
+@pytest.mark.parametrize("alpha_init", [None, -1.3])
+@pytest.mark.parametrize("i,pool,ceil_mode", POOLED)
+def test_pool_size_gives_the_numbers_of_scs_then_maxabs_pool(i, pool, ceil_mode, alpha_init):
+    plain, pooled, pool_layer, shape = _pooled_pair(i, pool, ceil_mode, alpha_init)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3,) + shape)
+    x[0, :, : shape[1] // 2] = 0.0                     # blank patches: cosines of exactly 0
+    y = pooled.forward(x)
+    y_ref = pool_layer.forward(plain.forward(x))
+    assert y.shape == y_ref.shape == (3,) + pooled.output_shape(shape)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-15)
+
+    dy = rng.standard_normal(y.shape)
+    dx = pooled.backward(dy)
+    dx_ref = plain.backward(pool_layer.backward(dy))
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-12)
+    for key in plain.grads:
+        np.testing.assert_allclose(pooled.grads[key], plain.grads[key], rtol=1e-9, atol=1e-12,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("i,pool,ceil_mode", POOLED)
+def test_pool_size_matches_the_loop_references_of_scs_and_pool(i, pool, ceil_mode):
+    _, layer, _, shape = _pooled_pair(i, pool, ceil_mode, 0.8)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2,) + shape)
+    cin, cout, k, stride, pad, hw, groups = CONFIGS[i]
+    w, p, q, alpha = (layer.params[key] for key in ("w", "p", "q", "alpha"))
+    scs_y = ref.scs_forward(x, w, p, q, stride, pad, groups, alpha[0])
+    y_ref, winners = ref.pool_forward(scs_y, pool, "maxabs", ceil_mode)
+    y = layer.forward(x)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-13)
+
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    d_scs = ref.pool_backward(scs_y.shape, winners, dy)
+    dx_ref, dw_ref, dp_ref, dq_ref, dalpha_ref = ref.scs_backward(x, w, p, q, d_scs, stride, pad,
+                                                                  groups, alpha[0])
+    for got, want in ((dx, dx_ref), (layer.grads["w"], dw_ref), (layer.grads["p"], dp_ref),
+                      (layer.grads["q"], dq_ref), (layer.grads["alpha"], dalpha_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("i,pool,ceil_mode", POOLED[:4])
+def test_pool_size_gradients_match_finite_differences(i, pool, ceil_mode):
+    _, layer, _, shape = _pooled_pair(i, pool, ceil_mode, 1.7)
+    x = np.random.default_rng(4).standard_normal((2,) + shape)
+    errors = gradcheck(layer, x, max_checks=60)
+    assert set(errors) == {"x", "w", "p", "q", "alpha"}
+    for name, err in errors.items():
+        assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+
+def test_pool_size_is_saved_loaded_copied_and_forgets_in_evaluation_mode(tmp_path):
+    import minisc
+
+    layer = SharpCosSim2D(2, 4, 3, padding=1, pool_size=2, ceil_mode=True, rng=0)
+    assert layer.config()["pool_size"] == [2, 2] and layer.config()["ceil_mode"] is True
+    assert "pool_size" not in SharpCosSim2D(2, 4, 3).config()   # files saved before it still match
+    assert str(layer) == "SharpCosSim2D(2->4, 3x3, stride 1, padding 1, max-abs pool 2x2, ceil)"
+    model = minisc.Sequential([layer, minisc.Flatten()], input_shape=(2, 5, 5))
+    assert model.layers[0].output_shape((2, 5, 5)) == (4, 3, 3)
+    x = np.random.default_rng(0).random((3, 2, 5, 5), dtype=np.float32)
+    model.save(tmp_path / "m.npz")
+    again = minisc.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(again.forward(x), model.forward(x))
+
+    twin = layer.replica()                         # a batch chunk's copy: its own pool winners
+    assert twin.pool is not layer.pool
+    layer.eval()
+    layer.forward(x)
+    assert layer._cache is None and layer.pool._cache is None

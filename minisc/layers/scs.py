@@ -36,6 +36,18 @@ only. ``groups = in_channels = out_channels`` is a *depthwise* layer: one 2-D ke
 channel (Raphael Pisoni's depthwise SCS). Every array below then carries a leading group axis
 G; with G = 1 it has length 1 and the layer is the plain one.
 
+Pooling inside the layer. An SCS layer is almost always followed by max-abs pooling, which
+keeps the output of largest |y| in each window. Since |y| = |alpha| * |c|**p grows with |c|
+(p > 0), that is the output of largest |c|: built with ``pool_size``, the layer pools the
+*cosines* first and sharpens only the winners. The numbers are those of SharpCosSim2D followed
+by MaxAbsPool2D(pool_size, ceil_mode), while ln and exp, the costly part, run on a quarter of
+the elements (2x2 windows). One exception, rare and within float32 precision: two cosines of
+a window that differ in their last bits can sharpen to the same |y|, a tie the separate pool
+gives to the window's first element, while this layer keeps the one of larger |c|. In the
+backward pass the gradients reach the cosines through the pool's own backward (each winner's
+gradient goes back to its position, the rest get 0), and every line after that is the one of
+the unpooled layer.
+
 Parameters
     params["w"]: (K, C/G, kh, kw)   the kernels
     params["p"]: (K,)               sharpening exponents, kept in [P_MIN, P_MAX]
@@ -52,6 +64,7 @@ import numbers
 import numpy as np
 
 from .base import as_rng
+from .pooling import MaxAbsPool2D
 from .windows import (
     WindowedLayer,
     box_sum,
@@ -107,6 +120,11 @@ class SharpCosSim2D(WindowedLayer):
     init : "glorot" (default) or "lecun"
         How the kernels are drawn: Glorot/Xavier uniform, limit sqrt(6 / (fan_in + fan_out)),
         or LeCun uniform, limit sqrt(3 / fan_in), the choice of the published SCS records.
+    pool_size : int, (kh, kw) or None, default None
+        If given, the layer ends with max-abs pooling over windows of this size, computed before
+        the sharpening (see "Pooling inside the layer" above).
+    ceil_mode : bool, default False
+        With pool_size: keep the windows that run past the edge, as MaxAbsPool2D's ceil_mode.
     log_steps : dict or None, default None
         Parameters the optimizer steps in log space, each with a learning-rate factor, for
         example {"p": 0.2, "q": 1 / 0.3}: see ``Layer.log_steps`` in base.py. Only p and q
@@ -117,7 +135,8 @@ class SharpCosSim2D(WindowedLayer):
     Shapes
     ------
     forward:  x (N, C, H, W)  ->  y (N, K, H_out, W_out),
-              H_out = (H + 2*padding - kh) // stride + 1, likewise W_out.
+              H_out = (H + 2*padding - kh) // stride + 1, likewise W_out; with pool_size, the
+              pooled size of that, as MaxAbsPool2D gives it.
     backward: dL_dy (N, K, H_out, W_out)  ->  dL_dx (N, C, H, W), and fills ``grads``.
     Inside, M = N * H_out * W_out patches, D = kh * kw * C/G numbers per patch.
     """
@@ -126,7 +145,7 @@ class SharpCosSim2D(WindowedLayer):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  p_init=2.0, q_init=0.1, alpha_init=None, init="glorot", log_steps=None,
-                 dtype=np.float32, rng=None):
+                 pool_size=None, ceil_mode=False, dtype=np.float32, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups, dtype)
         name = type(self).__name__
         if not P_MIN <= p_init <= P_MAX:
@@ -148,6 +167,8 @@ class SharpCosSim2D(WindowedLayer):
         self.p_init = float(p_init)
         self.q_init = float(q_init)
         self.alpha_init = None if alpha_init is None else float(alpha_init)
+        # the pool at the end, if any: its forward and backward are used as they are
+        self.pool = None if pool_size is None else MaxAbsPool2D(pool_size, ceil_mode, dtype=dtype)
 
         kh, kw = self.kernel_size
         c_g = self.in_channels // self.groups
@@ -171,8 +192,34 @@ class SharpCosSim2D(WindowedLayer):
 
     # ------------------------------------------------------------------------------------
     def config(self):
-        return dict(super().config(), p_init=self.p_init, q_init=self.q_init,
-                    alpha_init=self.alpha_init, init=self.init, log_steps=dict(self.log_steps))
+        config = dict(super().config(), p_init=self.p_init, q_init=self.q_init,
+                      alpha_init=self.alpha_init, init=self.init, log_steps=dict(self.log_steps))
+        if self.pool is not None:       # only then, so files saved before the option still match
+            config.update(self.pool.config())
+        return config
+
+    def output_shape(self, input_shape):
+        shape = super().output_shape(input_shape)
+        return shape if self.pool is None else self.pool.output_shape(shape)
+
+    def replica(self):
+        twin = super().replica()
+        if self.pool is not None:
+            twin.pool = self.pool.replica()     # its own cache of winners
+        return twin
+
+    def astype(self, dtype):
+        super().astype(dtype)
+        if self.pool is not None:
+            self.pool.astype(dtype)
+        return self
+
+    def __str__(self):
+        text = super().__str__()
+        if self.pool is None:
+            return text
+        kh, kw = self.pool.pool_size
+        return f"{text[:-1]}, max-abs pool {kh}x{kw}{', ceil' if self.pool.ceil_mode else ''})"
 
     def constrain(self):
         np.clip(self.params["p"], P_MIN, P_MAX, out=self.params["p"])
@@ -214,6 +261,11 @@ class SharpCosSim2D(WindowedLayer):
         c = dot
         c /= norm_w
         c /= norm_s                                                         # (G, K/G, M)
+        if self.pool is not None:
+            # max-abs pool the cosines: the winner of |c| is the winner of |y| (see the top)
+            c = self.pool.forward(c.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2))
+            h_out, w_out = c.shape[2:]
+            c = c.transpose(1, 2, 3, 0).reshape(G, self.out_channels // G, -1)  # (G, K/G, M pooled)
         # y = sign(c) * |c|**p  =  c * |c|**(p-1)   (the same number, without a sign pass)
         c_pow, log_abs_c = _abs_power(c, p - 1)                             # (G, K/G, M) each
         y = c * c_pow                                                       # (G, K/G, M)
@@ -224,6 +276,8 @@ class SharpCosSim2D(WindowedLayer):
         self._cache = dict(x_shape=x.shape, xp=xp, s=s, w_rows=w_rows, root_s=root_s,
                            norm_s=norm_s, root_w=root_w, norm_w=norm_w, c_pow=c_pow,
                            log_abs_c=log_abs_c, y=y)
+        if self.pool is not None and not self.training:
+            self.pool._cache = None             # evaluation mode: nothing kept, the pool's winners neither
         # (G, K/G, M) is (K, Ho, Wo, N) in memory: hand it on as an (N, K, Ho, Wo) view.
         return out.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2)
 
@@ -254,6 +308,10 @@ class SharpCosSim2D(WindowedLayer):
         self.grads["p"][...] = np.einsum("gkm,gkm->gk", dL_dy_y, cache["log_abs_c"]).reshape(K)
         dL_dc = dL_dy * cache["c_pow"]                                      # (G, K/G, M)
         dL_dc *= p                                                  # dL/dc = dL/dy * p |c|**(p-1)
+        dL_dc_c = p * dL_dy_y                                       # dL/dc * c = p * dL/dy * y
+        if self.pool is not None:
+            # from the pooled cosines back to all of them: 0 except at each window's winner
+            dL_dc, dL_dc_c = self._unpool(dL_dc), self._unpool(dL_dc_c)     # (G, K/G, M)
 
         # c = dot / (norm_s * norm_w)
         #   dc/ddot    = 1 / (norm_s * norm_w)
@@ -261,9 +319,9 @@ class SharpCosSim2D(WindowedLayer):
         #   dc/dnorm_w = -c / norm_w               summed over the patches the kernel saw
         dL_ddot = dL_dc / norm_w
         dL_ddot /= norm_s                                           # dL/ddot = dL/dc / (norm_s * norm_w)
-        # Both sums need dL/dc * c = p * dL/dy * y (as y = c |c|**(p-1)): dL_dy_y serves again.
-        dL_dnorm_s = -(p.transpose(0, 2, 1) @ dL_dy_y) / norm_s             # (G, 1, M)
-        dL_dnorm_w = -(p * dL_dy_y.sum(axis=2, keepdims=True)) / norm_w     # (G, K/G, 1)
+        # Both sums need dL/dc * c = p * dL/dy * y (as y = c |c|**(p-1)): dL_dc_c above.
+        dL_dnorm_s = -dL_dc_c.sum(axis=1, keepdims=True) / norm_s            # (G, 1, M)
+        dL_dnorm_w = -dL_dc_c.sum(axis=2, keepdims=True) / norm_w            # (G, K/G, 1)
 
         # norm_s = sqrt(s . s + eps) + q   ->   dnorm_s/dq = 1, for every patch
         self.grads["q"][0] = dL_dnorm_s.sum()
@@ -288,7 +346,7 @@ class SharpCosSim2D(WindowedLayer):
         # - the second is a per-patch number times the patch itself, so on the pixels it is
         #   x times the box-sum adjoint of those numbers (each pixel collects its windows').
         _, hp, wp, n = xp.shape
-        h_out, w_out = self._y_shape[2:]                                    # the last output's size
+        h_out, w_out = output_size(hp, kh, self.stride, 0), output_size(wp, kw, self.stride, 0)
         per_patch = (dL_dnorm_s / root_s).reshape(G, h_out, w_out, n)       # (G, Ho, Wo, N)
         spread = box_sum_adjoint(per_patch, (hp, wp), kh, kw, self.stride)   # (G, Hp, Wp, N)
         by_group = (G, -1, hp, wp, n)                                        # (G, C/G, Hp, Wp, N)
@@ -298,3 +356,9 @@ class SharpCosSim2D(WindowedLayer):
         _, _, h_in, w_in = cache["x_shape"]
         dL_dx = dL_dxp[:, pad:pad + h_in, pad:pad + w_in, :]                # (C, H, W, N)
         return dL_dx.transpose(3, 0, 1, 2)                                  # (N, C, H, W) view
+
+    def _unpool(self, d_pooled):
+        """(G, K/G, M pooled) -> (G, K/G, M): the pool's backward, in the layer's array layout."""
+        k, n = self.out_channels, self._y_shape[0]
+        d = self.pool.backward(d_pooled.reshape((k,) + self._y_shape[2:] + (n,)).transpose(3, 0, 1, 2))
+        return d.transpose(1, 2, 3, 0).reshape(self.groups, k // self.groups, -1)
