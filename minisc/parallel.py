@@ -282,10 +282,15 @@ class WorkerDied(RuntimeError):
 
 class _Worker:
     def __init__(self):
+        # The worker must import the very modules this process imported, so its sys.path is
+        # set to ours before anything else: `python -c` would put its working folder first,
+        # where another copy of minisc (a second checkout, a student's copy) may sit.
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    MINISC_NUM_THREADS="1",
-                   PYTHONPATH=os.pathsep.join([p or os.getcwd() for p in sys.path]))
-        self.proc = subprocess.Popen([sys.executable, "-c", "from minisc.parallel import serve; serve()"],
+                   MINISC_WORKER_PATH=os.pathsep.join([p or os.getcwd() for p in sys.path]))
+        code = ("import os, sys; sys.path[:] = os.environ['MINISC_WORKER_PATH'].split(os.pathsep); "
+                "from minisc.parallel import serve; serve()")
+        self.proc = subprocess.Popen([sys.executable, "-c", code],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.release = []      # ids of kept replicas the worker may drop, sent with the next request
 

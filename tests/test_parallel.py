@@ -313,6 +313,21 @@ def test_a_worker_that_dies_is_a_clear_error_and_replaced(processes):
     np.testing.assert_array_equal(model.forward(x), expected)        # new workers
 
 
+def test_workers_import_this_minisc_not_one_in_their_working_folder(processes, tmp_path, monkeypatch):
+    # A second copy of minisc in the working folder (another checkout, a student's copy)
+    # must not be what the workers import: they use this process's modules.
+    (tmp_path / "minisc").mkdir()
+    (tmp_path / "minisc" / "__init__.py").write_text("raise ImportError('the wrong minisc')\n")
+    monkeypatch.chdir(tmp_path)
+    minisc.set_parallel_mode("processes")            # fresh workers, started from tmp_path
+    model = small_model()
+    x = np.random.default_rng(14).random((40, 2, 7, 7), dtype=np.float32)
+    out = model.forward(x)
+    assert isinstance(model._chunks[1], parallel._KeptInWorkers)        # it used the workers
+    minisc.set_parallel_mode("threads")
+    np.testing.assert_array_equal(out, model.forward(x))
+
+
 def test_a_pickled_model_leaves_its_pending_chunks_behind(processes):
     import pickle
     model = small_model()
