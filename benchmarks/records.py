@@ -5,6 +5,7 @@
     python benchmarks/records.py mnist-1398 --twin-only            # the ConvNet twin alone
     python benchmarks/records.py fashion-1890 --validation 5000    # tune on a validation split
     python benchmarks/records.py fashion-2764 --validation 10000 --shift 2   # ...with another recipe
+    python benchmarks/records.py fashion-2764 --fold-pools        # the same network, trained faster
 
 For each model it prints the parameter count, then after every epoch the held-out accuracy and
 the seconds the epoch took; at the end the accuracy after the *last* epoch, which is the figure
@@ -49,6 +50,9 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for BLAS and for minisc's batch chunks (set before NumPy starts; "
                          "default: every CPU this process may use)")
+    ap.add_argument("--fold-pools", action="store_true",
+                    help="train the same network with each SCS layer and its max-abs pool as one layer "
+                         "(minisc.models.fold_pools: the pool taken before the sharpening, faster)")
     ap.add_argument("--out", default="runs/records")
     ap.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch: a smoke test")
     return ap.parse_args(argv)
@@ -58,7 +62,7 @@ def run(name, args, data, out):
     import numpy as np
 
     from minisc import get_num_threads, get_parallel_mode
-    from minisc.models import RECIPES, build_model
+    from minisc.models import RECIPES, build_model, fold_pools
     from minisc.train import evaluate, train
 
     recipe = dict(RECIPES[name])
@@ -70,9 +74,12 @@ def run(name, args, data, out):
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)
+    if args.fold_pools:
+        model = fold_pools(model)
     threads, parallel_mode = get_num_threads(), get_parallel_mode()
     print(f"\n{name}: {model.n_params:,} parameters; recipe {recipe}; seed {args.seed}; "
-          f"{threads} thread(s)" + (f", batch chunks in {parallel_mode}" if threads > 1 else ""),
+          f"{threads} thread(s)" + (f", batch chunks in {parallel_mode}" if threads > 1 else "")
+          + (", pools folded into the SCS layers" if args.fold_pools else ""),
           flush=True)
     epoch_seconds = []
     last = [time.perf_counter()]
@@ -99,6 +106,7 @@ def run(name, args, data, out):
     record = dict(model=name, n_params=model.n_params, seed=args.seed, recipe=recipe, data=data_name,
                   held_out=data["held_out"], final_accuracy=final, target=target,
                   epoch_seconds=epoch_seconds, threads=threads, parallel_mode=parallel_mode,
+                  pools_folded=args.fold_pools,
                   history=history)
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
     command = "python benchmarks/records.py " + " ".join(sys.argv[1:])

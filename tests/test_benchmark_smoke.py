@@ -22,6 +22,7 @@ def test_bench_step_quick_run(threads, batch):
                      "forward only", "Adam update", "GFLOP per step", "peak resident memory",
                      "Scenario 2: one epoch", "Scenario 3: one epoch of the record network 'fashion-2764'"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
+    assert "the same, pools folded into the SCS layers" in out and "pools folded:" in out
 
 
 def test_memory_ab_quick_run():
@@ -50,3 +51,24 @@ def test_threads_vs_processes_quick_run():
                      "minisc's chunk threads, a batch of 2 x 20",
                      "minisc's worker processes, a batch of 2 x 20"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_records_quick_run(tmp_path, fold):
+    import json
+
+    import minisc
+
+    script = SCRIPT.parent / "records.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "mnist-1398", "--quick", "--threads", "1", "--out", str(tmp_path)]
+        + (["--fold-pools"] if fold else []),
+        capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "mnist-1398: 1,354 parameters" in done.stdout
+    record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
+    assert record["pools_folded"] is fold and len(record["history"]["epoch"]) == 1
+    model = minisc.load(tmp_path / "mnist-1398-seed0.npz")
+    pools = [type(layer).__name__ for layer in model.layers].count("MaxAbsPool2D")
+    assert (pools == 0) if fold else (pools == 4)
+    assert model.metadata["final_accuracy"] == record["final_accuracy"]
