@@ -169,7 +169,7 @@ fig = viz.plot_feature_maps(
 _lesson.save(fig, "winners_on_a_digit", out)
 
 # %% [markdown]
-# ## 4. Pool first, then sharpen: the same numbers for a quarter of the work
+# ## 4. Pool first, then sharpen: a quarter of the powers
 #
 # SCS sharpens every cosine, y = sign(c) |c|^p with p > 0: the larger |c|, the larger |y|.
 # So in every window the element of largest |y| is the element of largest |c|, and pooling
@@ -195,11 +195,11 @@ if differ.any():
 
 # %% [markdown]
 # Almost the same numbers. Where they differ, a window held two cosines of nearly the same
-# size and opposite sign, such as an edge kernel on a thin stroke. In float32, two cosines
-# that differ in their last bits can have sharpened values that round to the same number;
-# sharpening first turns them into a tie, which goes to the first element of the window,
-# while pooling first still sees which |c| is larger. Both are right to float32 precision;
-# the layer with `pool_size` keeps the winner the exact arithmetic would pick.
+# size and opposite sign. In float32, two cosines that differ in their last bits can have
+# sharpened values that round to the same number: sharpening first turns them into a tie,
+# which goes to the first element of the window, while pooling first still sees which |c| is
+# larger. Either is a fair max-abs pool of two numbers this close; the layer with `pool_size`
+# keeps the winner that exact arithmetic would pick.
 
 # %% [markdown]
 # ## Try this
