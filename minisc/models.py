@@ -218,7 +218,10 @@ RECIPES = {
     # (fashion-2764-validation-75epochs-seed0.json; the rule, fixed before the run, was 90.38%
     # or more).
     "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, shift=0, flip=True),
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=30, shift=0, flip=True),
+    # fashion-1890 takes fashion-2764's recipe: on the same validation split, 75 epochs ended at
+    # 89.46% against 88.42% for 20 (fashion-1890-validation-75epochs-seed0.json; the rule, fixed
+    # before the run, was anything above the 20-epoch figure).
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, shift=0, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
