@@ -243,14 +243,12 @@ def fold_pools(model):
     Returns a new Sequential with copies of the weights, the same input shape and metadata;
     the model passed in is left as it was.
     """
-    from .model import Sequential
-
     layers, i = list(model.layers), 0
     folded = []
     while i < len(layers):
         layer = layers[i]
         after = layers[i + 1] if i + 1 < len(layers) else None
-        if (type(layer) is SharpCosSim2D and layer.pool is None and type(after) is MaxAbsPool2D):
+        if type(layer) is SharpCosSim2D and layer.pool is None and type(after) is MaxAbsPool2D:
             config = dict(layer.config(), pool_size=list(after.pool_size), ceil_mode=after.ceil_mode)
             merged = SharpCosSim2D(**config, dtype=layer.dtype)
             for key, value in layer.params.items():
@@ -259,7 +257,9 @@ def fold_pools(model):
             folded.append(merged)
             i += 2
         else:
-            folded.append(copy.deepcopy(layer))
+            twin = copy.deepcopy(layer)
+            twin._cache = None              # what the last forward kept is not the new model's
+            folded.append(twin)
             i += 1
     result = Sequential(folded, input_shape=model.input_shape)
     result.metadata = copy.deepcopy(model.metadata)
