@@ -178,6 +178,7 @@ class Sequential:
             raise ValueError("Sequential: no input_shape given (pass one, or set model.input_shape)")
         shapes = []
         for i, layer in enumerate(self.layers):
+            before = shape
             try:
                 shape = tuple(int(v) for v in layer.output_shape(shape))
             except (ValueError, TypeError) as err:
@@ -185,7 +186,7 @@ class Sequential:
                                  f"{shape}: {err}") from None
             if any(v < 1 for v in shape):
                 raise ValueError(f"Sequential: layer {i} ({layer}) would output shape {shape} "
-                                 f"from input {shapes[-1] if shapes else input_shape}")
+                                 f"from input {before}")
             shapes.append(shape)
         return shapes
 

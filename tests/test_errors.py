@@ -99,3 +99,17 @@ def test_loss_errors():
         loss.forward(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(TypeError, match="labels must be integers"):
         loss.forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
+
+
+def test_a_layer_that_would_output_nothing_is_named_with_the_shape_it_was_given():
+    import re
+
+    from minisc import Sequential
+
+    with pytest.raises(ValueError, match=re.escape(
+            "Sequential: layer 0 (SharpCosSim2D(1->2, 3x3, stride 1, padding 0, max-abs pool 2x2)) "
+            "would output shape (2, 0, 0) from input (1, 3, 3)")):
+        Sequential([SharpCosSim2D(1, 2, 3, pool_size=2), Flatten()], input_shape=(1, 3, 3))
+    with pytest.raises(ValueError, match=re.escape(
+            "Sequential: layer 1 (MaxAbsPool2D(2x2)) would output shape (2, 0, 0) from input (2, 1, 1)")):
+        Sequential([SharpCosSim2D(1, 2, 3), MaxAbsPool2D(2), Flatten()], input_shape=(1, 3, 3))
