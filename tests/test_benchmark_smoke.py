@@ -61,13 +61,15 @@ def test_records_quick_run(tmp_path, fold):
 
     script = SCRIPT.parent / "records.py"
     done = subprocess.run(
-        [sys.executable, str(script), "mnist-1398", "--quick", "--threads", "1", "--out", str(tmp_path)]
+        [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
+         "--out", str(tmp_path)]
         + (["--fold-pools"] if fold else []),
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "mnist-1398: 1,354 parameters" in done.stdout
     record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
     assert record["pools_folded"] is fold and len(record["history"]["epoch"]) == 1
+    assert record["data"] == "sample"
     model = minisc.load(tmp_path / "mnist-1398-seed0.npz")
     pools = [type(layer).__name__ for layer in model.layers].count("MaxAbsPool2D")
     assert (pools == 0) if fold else (pools == 4)
