@@ -571,8 +571,9 @@ def main(args, threads):
         secs = run_epoch_minisc(emodel, ex, ey, args.batch)
         results.update(epoch_model=name, epoch_images=len(ex), epoch_s=secs)
         print(f"  minisc : {secs:7.1f} s   ({1000 * secs / n_steps:.1f} ms per step, update included)")
-        if folded(emodel) is not None:
-            fsecs = run_epoch_minisc(folded(emodel), ex, ey, args.batch)
+        femodel = folded(emodel)
+        if femodel is not None:
+            fsecs = run_epoch_minisc(femodel, ex, ey, args.batch)
             results.update(epoch_folded_s=fsecs)
             print(f"  minisc, pools folded: {fsecs:7.1f} s   ({1000 * fsecs / n_steps:.1f} ms per step)")
         if have_torch:
@@ -598,8 +599,9 @@ def main(args, threads):
         secs = run_epoch_minisc(rmodel, rx, ry, RECORD_BATCH)
         results.update(record_model=name, record_images=len(rx), record_epoch_s=secs)
         print(f"  minisc : {secs:7.1f} s   ({1000 * secs / n_steps:.1f} ms per step, update included)")
-        if folded(rmodel) is not None:
-            fsecs = run_epoch_minisc(folded(rmodel), rx, ry, RECORD_BATCH)
+        frmodel = folded(rmodel)
+        if frmodel is not None:
+            fsecs = run_epoch_minisc(frmodel, rx, ry, RECORD_BATCH)
             results.update(record_epoch_folded_s=fsecs)
             print(f"  minisc, pools folded: {fsecs:7.1f} s   ({1000 * fsecs / n_steps:.1f} ms per step)")
         if have_torch:

@@ -70,8 +70,8 @@ def run(name, args, data, out):
     from minisc.train import evaluate, train
 
     recipe = dict(RECIPES[name])
-    data_name = args.data or recipe.pop("data")
-    recipe.pop("data", None)
+    data_name = args.data or recipe["data"]
+    del recipe["data"]              # the rest of the recipe is train()'s keyword arguments
     if args.epochs is not None:
         recipe["epochs"] = args.epochs
     if args.shift is not None:

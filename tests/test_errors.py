@@ -113,3 +113,13 @@ def test_a_layer_that_would_output_nothing_is_named_with_the_shape_it_was_given(
     with pytest.raises(ValueError, match=re.escape(
             "Sequential: layer 1 (MaxAbsPool2D(2x2)) would output shape (2, 0, 0) from input (2, 1, 1)")):
         Sequential([SharpCosSim2D(1, 2, 3), MaxAbsPool2D(2), Flatten()], input_shape=(1, 3, 3))
+
+
+def test_an_scs_layer_whose_output_is_smaller_than_its_pool_says_so():
+    import re
+
+    layer = SharpCosSim2D(1, 2, 3, pool_size=2)
+    with pytest.raises(ValueError, match=re.escape(
+            "SharpCosSim2D(1->2, 3x3, stride 1, padding 0, max-abs pool 2x2): MaxAbsPool2D(2x2): "
+            "input 1x1 is smaller than one 2x2 window")):
+        layer.forward(np.zeros((1, 1, 3, 3), np.float32))

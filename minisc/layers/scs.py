@@ -262,8 +262,13 @@ class SharpCosSim2D(WindowedLayer):
         c /= norm_w
         c /= norm_s                                                         # (G, K/G, M)
         if self.pool is not None:
-            # max-abs pool the cosines: the winner of |c| is the winner of |y| (see the top)
-            c = self.pool.forward(c.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2))
+            # max-abs pool the cosines: the winner of |c| is the winner of |y| (see the top).
+            # c's memory is (K, Ho, Wo, N); the pool gets it as an (N, K, Ho, Wo) view and
+            # answers in the same batch-last order, so the reshape back copies nothing.
+            try:
+                c = self.pool.forward(c.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2))
+            except ValueError as err:       # e.g. an output smaller than one pool window
+                raise ValueError(f"{self}: {err}") from None
             h_out, w_out = c.shape[2:]
             c = c.transpose(1, 2, 3, 0).reshape(G, self.out_channels // G, -1)  # (G, K/G, M pooled)
         # y = sign(c) * |c|**p  =  c * |c|**(p-1)   (the same number, without a sign pass)
@@ -358,7 +363,11 @@ class SharpCosSim2D(WindowedLayer):
         return dL_dx.transpose(3, 0, 1, 2)                                  # (N, C, H, W) view
 
     def _unpool(self, d_pooled):
-        """(G, K/G, M pooled) -> (G, K/G, M): the pool's backward, in the layer's array layout."""
+        """(G, K/G, M pooled) -> (G, K/G, M): the pool's backward, in the layer's array layout.
+
+        Both ends are batch-last memory, (K, Ho, Wo, N), seen by the pool as (N, K, Ho, Wo)
+        views; the result is copied only when ceil mode padded the cosines (the pool then
+        returns a trimmed view)."""
         k, n = self.out_channels, self._y_shape[0]
         d = self.pool.backward(d_pooled.reshape((k,) + self._y_shape[2:] + (n,)).transpose(3, 0, 1, 2))
         return d.transpose(1, 2, 3, 0).reshape(self.groups, k // self.groups, -1)
