@@ -315,8 +315,9 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     its weights, e.g. minisc.load of its model.npz); the settings must be the run's own.
 
     Returns a dict of per-epoch lists: epoch, train_loss, train_acc, val_loss, val_acc, lr,
-    seconds (cumulative wall time), and p and q of every SCS layer (one entry per SCS layer,
-    in model order, per epoch).
+    seconds (cumulative wall time), train_seconds (the epoch's training steps alone: no scoring
+    of x_val, no checkpoint), and p and q of every SCS layer (one entry per SCS layer, in model
+    order, per epoch).
     """
     _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, seed)
     x_train = np.asarray(x_train)
@@ -335,7 +336,7 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     total_steps = epochs * steps_per_epoch
     warmup = min(steps_per_epoch, total_steps // 5)
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-                               "p", "q")}
+                               "train_seconds", "p", "q")}
     step, first_epoch, seconds_before = 0, 1, 0.0
     if resume:
         # Pick up exactly where the checkpoint left off: the optimizer's memory, the step (the
@@ -350,11 +351,14 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
         rng.bit_generator.state = state["rng"]
         step, first_epoch = state["step"], state["epoch"] + 1
         seconds_before = history["seconds"][-1] if history["seconds"] else 0.0
+        # (a checkpoint written before train_seconds was kept has none for its epochs)
+        history.setdefault("train_seconds", [None] * len(history["epoch"]))
     start = time.perf_counter() - seconds_before
     saved_epoch = None           # the last epoch whose checkpoint this call has written
     try:
         tqdm = _tqdm(progress)
         for epoch in range(first_epoch, epochs + 1):
+            epoch_start = time.perf_counter()
             order = rng.permutation(len(y_train))
             seen, loss_sum, correct = 0, 0.0, 0
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch")
@@ -384,6 +388,7 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
                 correct += int(np.sum(np.argmax(logits, axis=1) == yb))
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            train_seconds = time.perf_counter() - epoch_start
             val_loss, val_acc = evaluate(model, x_val, y_val) if x_val is not None else (None, None)
             history["epoch"].append(epoch)
             history["train_loss"].append(loss_sum / seen)
@@ -392,6 +397,7 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
             history["val_acc"].append(val_acc)
             history["lr"].append(opt.lr)
             history["seconds"].append(time.perf_counter() - start)
+            history["train_seconds"].append(train_seconds)
             p_now, q_now = scs_layer_state(model)
             history["p"].append(p_now)
             history["q"].append(q_now)

@@ -70,6 +70,9 @@ def test_records_quick_run(tmp_path, fold):
     record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
     assert record["pools_folded"] is fold and len(record["history"]["epoch"]) == 1
     assert record["data"] == "sample"
+    # the epoch's seconds, and in brackets those of its training steps alone
+    assert "s (training " in done.stdout
+    assert 0 < record["history"]["train_seconds"][0] <= record["epoch_seconds"][0]
     model = minisc.load(tmp_path / "mnist-1398-seed0.npz")
     pools = [type(layer).__name__ for layer in model.layers].count("MaxAbsPool2D")
     assert (pools == 0) if fold else (pools == 4)

@@ -272,6 +272,39 @@ def test_a_resumed_run_ends_with_exactly_the_weights_of_an_uninterrupted_one(tmp
     assert minisc.load(run / "model.npz").metadata["epochs_done"] == 4
 
 
+def test_history_times_the_training_steps_apart_from_the_scoring():
+    x, y, xv, yv = _toy_data()
+    seen = []
+
+    def slow_scoring(epoch, model, history):     # the callback runs after the epoch's timers
+        seen.append(history["train_seconds"][-1])
+    history = train(small_model(), x, y, xv, yv, epochs=3, batch_size=8, progress=False, log=quiet,
+                    callback=slow_scoring)
+    assert len(history["train_seconds"]) == 3 and history["train_seconds"] == seen
+    wall = np.diff([0.0] + history["seconds"])
+    assert all(0 < t <= w for t, w in zip(history["train_seconds"], wall, strict=True))
+
+
+def test_resuming_a_checkpoint_without_train_seconds_fills_them_with_none(tmp_path):
+    # Checkpoints written before train_seconds was kept: their epochs get None, the rest a time.
+    import json
+    x, y, xv, yv = _toy_data()
+
+    def stop(epoch, model, history):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    common = dict(epochs=3, batch_size=8, progress=False, log=quiet)
+    with pytest.raises(KeyboardInterrupt):
+        train(small_model(), x, y, xv, yv, checkpoint_dir=tmp_path, callback=stop, **common)
+    path = tmp_path / "history.json"
+    old = json.loads(path.read_text())
+    del old["train_seconds"]
+    path.write_text(json.dumps(old))
+    history = train(minisc.load(tmp_path / "model.npz"), x, y, xv, yv, checkpoint_dir=tmp_path,
+                    resume=True, **common)
+    assert history["train_seconds"][:2] == [None, None] and history["train_seconds"][2] > 0
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path):
     x, y, xv, yv = _toy_data()
 

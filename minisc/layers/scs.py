@@ -27,8 +27,9 @@ Three numerical guards, each explained here once:
   infinite for p < 1; dy/dc = 0 is the slope of y for p > 1 and the usual choice of SCS
   implementations for p <= 1. No real image gives 0 < |c| <= 1e-30; there the true y, at most
   1e-30**p, is rounded to 0.
-- The patch norms are summed in float64: squares of float32 pixels overflow beyond ~1e19,
-  and the cosine of a patch should not depend on its scale.
+- Squares of float32 pixels overflow beyond ~1e19, and the cosine of a patch should not
+  depend on its scale: where a patch norm comes out infinite, the norms are summed again in
+  float64 (``_patch_roots``). Every other input gets them in its own dtype, at half the cost.
 
 Groups. With ``groups=G`` the C input channels and K kernels are split into G groups; kernel k
 of group g sees only the C/G channels of group g, and the patch norm covers those channels
@@ -96,6 +97,22 @@ def _abs_power(c, exponent):
     np.exp(c_pow, out=c_pow)                                            # |c|**exponent
     c_pow *= live                                                       # 0 where |c| <= TINY
     return c_pow, log_abs_c
+
+
+def _patch_roots(xg, kh, kw, stride, dtype):
+    """sqrt(s . s + eps) of every patch, without a patch matrix.
+
+    xg: (G, C/G, Hp, Wp, N), the padded input by group  ->  (G, 1, M) in ``dtype``.
+    s . s is a box sum of x**2 over each window and the group's channels. The sums are taken
+    in ``dtype``; if one overflows (float32 pixels beyond ~1e19), all are taken again in float64.
+    """
+    for acc in (dtype, np.float64):
+        with np.errstate(over="ignore"):        # an overflow is caught below, not warned about
+            x2 = np.einsum("gchwn,gchwn->ghwn", xg, xg, dtype=acc)         # (G, Hp, Wp, N)
+            root = np.sqrt(box_sum(x2, kh, kw, stride) + EPS)               # (G, Ho, Wo, N)
+        if np.isfinite(root).all():
+            break
+    return root.reshape(len(xg), 1, -1).astype(dtype, copy=False)
 
 
 class SharpCosSim2D(WindowedLayer):
@@ -248,11 +265,8 @@ class SharpCosSim2D(WindowedLayer):
         # dot = s . w                 every patch with every kernel of its group: BLAS
         dot = w_rows @ s                                                    # (G, K/G, M)
         # norm_s = sqrt(s . s + eps) + q
-        # s . s is a box sum of x**2 over each window and the group's channels (no patch matrix)
         xg = xp.reshape((G, -1) + xp.shape[1:])                             # (G, C/G, Hp, Wp, N)
-        x2 = np.einsum("gchwn,gchwn->ghwn", xg, xg, dtype=np.float64)       # (G, Hp, Wp, N)
-        root_s = np.sqrt(box_sum(x2, kh, kw, st) + EPS).reshape(G, 1, -1).astype(self.dtype)
-        #                                                                   (G, 1, M)
+        root_s = _patch_roots(xg, kh, kw, st, self.dtype)                   # (G, 1, M)
         norm_s = root_s + q                                                 # (G, 1, M)
         # norm_w = sqrt(w . w + eps)
         root_w = np.sqrt(np.einsum("gkd,gkd->gk", w_rows, w_rows) + EPS)    # (G, K/G)
