@@ -156,7 +156,10 @@ class SGD(Optimizer):
 
     def _update(self, layer, name, param, grad, lr_scale=1.0):
         if self.momentum:
-            v = self._velocity.setdefault((id(layer), name), np.zeros_like(param))
+            key = (id(layer), name)
+            if key not in self._velocity:               # the first step: v = 0
+                self._velocity[key] = np.zeros_like(param)
+            v = self._velocity[key]
             v *= self.momentum
             v += grad
             grad = v
@@ -204,8 +207,10 @@ class Adam(Optimizer):
 
     def _update(self, layer, name, param, grad, lr_scale=1.0):
         b1, b2 = self.betas
-        m, v = self._moments.setdefault(
-            (id(layer), name), (np.zeros_like(param), np.zeros_like(param)))
+        key = (id(layer), name)
+        if key not in self._moments:                    # the first step: m = v = 0
+            self._moments[key] = (np.zeros_like(param), np.zeros_like(param))
+        m, v = self._moments[key]
         m *= b1
         m += (1 - b1) * grad
         v *= b2
