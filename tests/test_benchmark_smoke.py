@@ -1,4 +1,4 @@
-"""The speed benchmark must keep running: a tiny, quick run of benchmarks/bench_step.py."""
+"""The benchmark scripts must keep running: tiny, quick runs of each (bench_step, memory_ab, records, peak_memory)."""
 
 import subprocess
 import sys
@@ -77,3 +77,21 @@ def test_records_quick_run(tmp_path, fold):
     pools = [type(layer).__name__ for layer in model.layers].count("MaxAbsPool2D")
     assert (pools == 0) if fold else (pools == 4)
     assert model.metadata["final_accuracy"] == record["final_accuracy"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak_memory.py reads /proc (Linux)")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_peak_memory_prints_both_scenarios_with_each_process(threads):
+    script = SCRIPT.parent / "peak_memory.py"
+    done = subprocess.run([sys.executable, str(script), "--threads", str(threads), "--mode", "processes"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("flagship training step, batch 128")
+    assert lines[1].startswith("flagship forward of 2,048 images, evaluation mode")
+    for line in lines:
+        parts = line.split("main + workers: ")[1].split(";")[0].split(" + ")
+        assert len(parts) == (1 if threads == 1 else 1 + threads)      # the main process, each worker
+        total = float(line.split(" MB")[0].split()[-1])
+        assert abs(total - sum(float(p) for p in parts)) <= len(parts)  # the sum, up to rounding
