@@ -106,7 +106,7 @@ def _patch_roots(xg, kh, kw, stride, dtype):
     s . s is a box sum of x**2 over each window and the group's channels. The sums are taken
     in ``dtype``; if one overflows (float32 pixels beyond ~1e19), all are taken again in float64.
     """
-    for acc in (dtype, np.float64):
+    for acc in ((dtype,) if dtype == np.float64 else (dtype, np.float64)):
         with np.errstate(over="ignore"):        # an overflow is caught below, not warned about
             x2 = np.einsum("gchwn,gchwn->ghwn", xg, xg, dtype=acc)         # (G, Hp, Wp, N)
             root = np.sqrt(box_sum(x2, kh, kw, stride) + EPS)               # (G, Ho, Wo, N)
