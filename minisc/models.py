@@ -148,7 +148,7 @@ def _record_stack(widths, convnet=False, published=False, rng=None, dtype=np.flo
     return Sequential(layers, input_shape=INPUT_SHAPE)
 
 
-FASHION_1890_WIDTHS = [20, 16, 16, 16]
+FASHION_1890_WIDTHS = [22, 16, 16, 16]
 MNIST_1398_WIDTHS = [14, 14, 14, 14]
 
 
@@ -168,7 +168,7 @@ def fashion_2764(rng=None, dtype=np.float32, n_classes=10):
 
 def fashion_1890(rng=None, dtype=np.float32, n_classes=10):
     """Our Fashion-MNIST design under the 1,890 of the leaderboard's first place: the record
-    network's shape, narrower (20 kernels in front, 16 after), learned like it: 1,784
+    network's shape, narrower (22 kernels in front, 16 after), learned like it: 1,856
     parameters."""
     return _record_stack(FASHION_1890_WIDTHS, published=True, rng=rng, dtype=dtype,
                          n_classes=n_classes)
@@ -219,9 +219,11 @@ RECIPES = {
     # or more).
     "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, shift=0, flip=True),
     # fashion-1890 takes fashion-2764's recipe: on the same validation split, 75 epochs ended at
-    # 89.46% against 88.42% for 20 (fashion-1890-validation-75epochs-seed0.json; the rule, fixed
-    # before the run, was anything above the 20-epoch figure).
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, shift=0, flip=True),
+    # 89.46% against 88.42% for 20 (fashion-1890-w20-validation-75epochs-seed0.json; the rule,
+    # fixed before the run, was anything above the 20-epoch figure). Then 120 epochs with 22
+    # kernels in front instead of 20 ended at 90.00% (fashion-1890-validation-seed0.json; the
+    # rule, fixed before the run, was anything above 89.46%).
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0, flip=True),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
