@@ -59,7 +59,7 @@ else:
     x[x < 0.5] = 0.0
     model.eval()
     model.forward(x)
-workers = parallel._workers or []
+workers = parallel._workers or []     # minisc's running worker processes (none in threads or alone)
 print(json.dumps(dict(main=peak_mb(os.getpid()), workers=[peak_mb(w.proc.pid) for w in workers],
                       threads=parallel.get_num_threads(), mode=parallel.get_parallel_mode())))
 """
