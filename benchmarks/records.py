@@ -5,6 +5,7 @@
     python benchmarks/records.py mnist-1398 --twin-only            # the ConvNet twin alone
     python benchmarks/records.py fashion-1890 --validation 5000    # tune on a validation split
     python benchmarks/records.py fashion-2764 --validation 10000 --shift 2   # ...with another recipe
+    python benchmarks/records.py fashion-1890 --validation 10000 --no-flip  # ...or without flips
     python benchmarks/records.py fashion-2764 --fold-pools        # the same network, trained faster
     python benchmarks/records.py mnist-1398 --quick --data sample  # a smoke test, offline
 
@@ -48,6 +49,8 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--shift", type=int, default=None, metavar="PIXELS",
                     help="override the recipe's random shifts (0: none)")
+    ap.add_argument("--flip", default=None, action=argparse.BooleanOptionalAction,
+                    help="override the recipe's random left-right flips")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--data", choices=("mnist", "fashion-mnist", "sample"), default=None,
@@ -78,6 +81,8 @@ def run(name, args, data, out):
         recipe["epochs"] = args.epochs
     if args.shift is not None:
         recipe["shift"] = args.shift
+    if args.flip is not None:
+        recipe["flip"] = args.flip
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)
