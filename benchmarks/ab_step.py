@@ -2,6 +2,7 @@
 
     python benchmarks/ab_step.py 1b9711d              # that commit against the working tree
     python benchmarks/ab_step.py OLD NEW --model scs --batch 64 --rounds 8
+    python benchmarks/ab_step.py OLD --model fashion-2764 --batch 100 --fold-pools
 
 Each commit is checked out into a temporary folder (``git worktree``); then, round after
 round, one fresh process per commit builds the same model from the same seed, warms up, and
@@ -28,8 +29,11 @@ sys.path.insert(0, sys.argv[1])
 import numpy as np
 from minisc.losses import SoftmaxCrossEntropy
 from minisc.models import build_model
-model_name, batch, steps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+model_name, batch, steps, fold = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 model = build_model(model_name, rng=0)
+if fold:
+    from minisc.models import fold_pools
+    model = fold_pools(model)
 loss_fn = SoftmaxCrossEntropy()
 x = np.random.default_rng(0).random((batch, 1, 28, 28)).astype(np.float32)
 x[x < 0.5] = 0.0                                   # MNIST-like blank background
@@ -63,6 +67,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2,
                     help="BLAS threads and minisc batch-chunk threads of every process")
+    ap.add_argument("--fold-pools", action="store_true",
+                    help="time the model with its pools folded into the SCS layers (minisc.models.fold_pools)")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="minisc-ab-"))
@@ -76,13 +82,14 @@ def main(argv=None):
         for r in range(args.rounds):
             for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
                 out = subprocess.run([sys.executable, "-c", CHILD, str(trees[side]), args.model,
-                                      str(args.batch), str(args.steps)],
+                                      str(args.batch), str(args.steps), "1" if args.fold_pools else "0"],
                                      check=True, capture_output=True, text=True, env=env)
                 results[side].append(json.loads(out.stdout)["median_ms"])
             print(f"round {r + 1}: old {results['old'][-1]:.1f} ms   new {results['new'][-1]:.1f} ms",
                   flush=True)
         old, new = (statistics.median(results[s]) for s in ("old", "new"))
-        print(f"\n{args.model}, batch {args.batch}, {args.threads} BLAS threads, training step "
+        print(f"\n{args.model}{', pools folded' if args.fold_pools else ''}, batch {args.batch}, "
+              f"{args.threads} BLAS threads, training step "
               f"(forward, loss, backward), median of {args.rounds} rounds:")
         print(f"  old ({args.old}): {old:.1f} ms")
         print(f"  new ({args.new or 'working tree'}): {new:.1f} ms")
