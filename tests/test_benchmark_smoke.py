@@ -63,11 +63,13 @@ def test_records_quick_run(tmp_path, fold):
     done = subprocess.run(
         [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
          "--out", str(tmp_path)]
-        + (["--fold-pools"] if fold else []),
+        # the second run also overrides the recipe's flips (off for digits), as --flip lets one
+        + (["--fold-pools", "--flip"] if fold else []),
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "mnist-1398: 1,354 parameters" in done.stdout
     record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
+    assert record["recipe"]["flip"] is fold
     assert record["pools_folded"] is fold and len(record["history"]["epoch"]) == 1
     assert record["data"] == "sample"
     # the epoch's seconds, and in brackets those of its training steps alone
