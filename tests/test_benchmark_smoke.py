@@ -63,7 +63,7 @@ def test_records_quick_run(tmp_path, fold):
     done = subprocess.run(
         [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
          "--out", str(tmp_path)]
-        # the second run also overrides the recipe's flips (off for digits), as --flip lets one
+        # the folded run also turns on flips, which the digits' recipe leaves off: --flip overrides it
         + (["--fold-pools", "--flip"] if fold else []),
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
