@@ -218,12 +218,16 @@ RECIPES = {
     # (fashion-2764-validation-75epochs-seed0.json; the rule, fixed before the run, was 90.38%
     # or more).
     "fashion-2764": dict(_ONE_CYCLE, data="fashion-mnist", epochs=75, shift=0, flip=True),
-    # fashion-1890 takes fashion-2764's recipe: on the same validation split, 75 epochs ended at
+    # fashion-1890 started from fashion-2764's recipe: on the same validation split, 75 epochs ended at
     # 89.46% against 88.42% for 20 (fashion-1890-w20-validation-75epochs-seed0.json; the rule,
     # fixed before the run, was anything above the 20-epoch figure). Then 120 epochs with 22
-    # kernels in front instead of 20 ended at 90.00% (fashion-1890-validation-seed0.json; the
-    # rule, fixed before the run, was anything above 89.46%).
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0, flip=True),
+    # kernels in front instead of 20 ended at 90.00% (fashion-1890-flips-validation-seed0.json; the
+    # rule, fixed before the run, was anything above 89.46%). Without left-right flips (the
+    # training set's shoes all point one way) validation ended at 89.85% for seed 0 and 89.82%
+    # for seed 1, against 90.00% and 89.48% with them; the rule, fixed before the second seed
+    # ran, was to drop the flips if their mean over both seeds was lower: 89.74% against 89.835%
+    # (fashion-1890-validation-seed*.json; with flips: fashion-1890-flips-validation-seed*.json).
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0, flip=False),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
