@@ -5,7 +5,9 @@
     python benchmarks/records.py mnist-1398 --twin-only            # the ConvNet twin alone
     python benchmarks/records.py fashion-1890 --validation 5000    # tune on a validation split
     python benchmarks/records.py fashion-2764 --validation 10000 --shift 2   # ...with another recipe
-    python benchmarks/records.py fashion-1890 --validation 10000 --no-flip  # ...or without flips
+    python benchmarks/records.py fashion-1890 --validation 10000 --flip   # ...or with flips
+    python benchmarks/records.py fashion-1890 --validation 10000 --flip-classes 0,1,2,3,4,6,8
+                                                        # ...mirroring clothes but not shoes
     python benchmarks/records.py fashion-2764 --fold-pools        # the same network, trained faster
     python benchmarks/records.py mnist-1398 --quick --data sample  # a smoke test, offline
 
@@ -39,6 +41,18 @@ TARGETS = {"fashion-mnist": 0.90, "mnist": 0.99, "sample": 0.99}
 RECORD_MODELS = ("fashion-2764", "fashion-1890", "mnist-1398")
 
 
+def class_list(text):
+    """'0,1,2' -> [0, 1, 2]: class labels for --flip-classes."""
+    try:
+        labels = [int(part) for part in text.split(",")]
+    except ValueError:
+        labels = None
+    if not labels or min(labels) < 0:
+        raise argparse.ArgumentTypeError(f"expected class labels (integers >= 0) separated by commas, "
+                                         f"e.g. 0,1,2; got {text!r}")
+    return labels
+
+
 def parse_args(argv=None):
     # No NumPy yet: --threads must be in the environment before NumPy (and BLAS) start.
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -49,8 +63,11 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--shift", type=int, default=None, metavar="PIXELS",
                     help="override the recipe's random shifts (0: none)")
-    ap.add_argument("--flip", default=None, action=argparse.BooleanOptionalAction,
-                    help="override the recipe's random left-right flips")
+    flips = ap.add_mutually_exclusive_group()
+    flips.add_argument("--flip", default=None, action=argparse.BooleanOptionalAction,
+                       help="override the recipe's random left-right flips")
+    flips.add_argument("--flip-classes", type=class_list, default=None, metavar="LABELS",
+                       help="mirror only the images of these classes, e.g. 0,1,2 (see minisc.train.random_flip)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--data", choices=("mnist", "fashion-mnist", "sample"), default=None,
@@ -83,6 +100,8 @@ def run(name, args, data, out):
         recipe["shift"] = args.shift
     if args.flip is not None:
         recipe["flip"] = args.flip
+    if args.flip_classes is not None:
+        recipe["flip"] = args.flip_classes
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)

@@ -149,9 +149,16 @@ def random_shift(x, max_shift, rng):
     return views[np.arange(n), :, dy, dx]                     # (N, C, H, W)
 
 
-def random_flip(x, rng):
-    """Mirror about half of the images left-right, each chosen at random: (N, C, H, W) -> same."""
+def random_flip(x, rng, labels=None, classes=None):
+    """Mirror about half of the images left-right, each chosen at random: (N, C, H, W) -> same.
+
+    With ``labels`` (one per image) and ``classes`` (a list of labels), only images of those
+    classes are ever mirrored: the ones whose mirror image is still a likely picture of them.
+    (Fashion-MNIST's shirts and bags, say, but not its shoes, which all point the same way.)
+    """
     flip = rng.random(len(x)) < 0.5
+    if classes is not None:
+        flip &= np.isin(labels, classes)
     out = x.copy()
     out[flip] = x[flip, :, :, ::-1]
     return out
@@ -215,10 +222,12 @@ def scs_layer_state(model):
             [float(layer.params["q"][0]) for layer in layers])
 
 
-def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, seed):
+def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed):
     """Every training setting in range, or a ValueError naming it and what is expected."""
     def whole(v):
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    flip_ok = isinstance(flip, (bool, np.bool_)) or (
+        isinstance(flip, (list, tuple)) and all(whole(c) and c >= 0 for c in flip))
     problems = [
         (not (whole(epochs) and epochs >= 1), f"epochs must be an integer >= 1, got {epochs!r}"),
         (not (whole(batch_size) and batch_size >= 1),
@@ -229,6 +238,8 @@ def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, seed):
         (schedule not in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {schedule!r}"),
         (not (whole(shift) and 0 <= shift <= MAX_SHIFT),
          f"shift must be an integer from 0 to {MAX_SHIFT} (pixels), got {shift!r}"),
+        (not flip_ok, "flip must be True, False or a list of the class labels (integers >= 0) "
+                      f"whose images may be mirrored, got {flip!r}"),
         (not (whole(seed) and seed >= 0), f"seed must be an integer >= 0, got {seed!r}"),
     ]
     for bad, message in problems:
@@ -306,8 +317,10 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     evaluated after every epoch). optimizer: "adam" or "sgd" (momentum 0.9). schedule:
     "warmup-cosine" or "one-cycle" (lr is then the peak rate). shift: random translation of up
     to this many pixels per image (data augmentation; 0 = off); flip: mirror a random half of
-    every batch left-right. seed drives the shuffling and the augmentation, so a run is
-    reproducible. save_path: if given, the final model is saved there (atomically).
+    every batch left-right (True), or only of the images whose labels are in a list (flip=[0, 1]
+    mirrors about half of the classes 0 and 1, never the rest). seed drives the shuffling and
+    the augmentation, so a run is reproducible. save_path: if given, the final model is saved
+    there (atomically).
     callback: if given, ``callback(epoch, model, history)`` is called after every epoch.
     checkpoint_dir: if given, after every epoch the model (with ``metadata`` plus epochs_done
     and final_test_accuracy), the history and the resume state are written there.
@@ -319,7 +332,8 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     of x_val, no checkpoint), and p and q of every SCS layer (one entry per SCS layer, in model
     order, per epoch).
     """
-    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, seed)
+    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed)
+    flip_classes = None if isinstance(flip, (bool, np.bool_)) else list(flip)
     x_train = np.asarray(x_train)
     if x_train.ndim != 4:
         raise ValueError(f"train: expected x_train of shape (N, C, H, W), got {x_train.shape}")
@@ -365,9 +379,9 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
             for b in bar:
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb = random_shift(x_train[idx], shift, rng)
-                if flip:
-                    xb = random_flip(xb, rng)
                 yb = y_train[idx]
+                if flip:
+                    xb = random_flip(xb, rng, yb, flip_classes)
                 if schedule == "one-cycle":
                     opt.lr, beta1 = one_cycle_at(step, total_steps, lr)
                     if isinstance(opt, Adam):

@@ -63,13 +63,13 @@ def test_records_quick_run(tmp_path, fold):
     done = subprocess.run(
         [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
          "--out", str(tmp_path)]
-        # the folded run also turns on flips, which the digits' recipe leaves off: --flip overrides it
-        + (["--fold-pools", "--flip"] if fold else []),
+        # the digits' recipe has no flips; --flip (all classes) and --flip-classes (some) override it
+        + (["--fold-pools", "--flip"] if fold else ["--flip-classes", "1,7"]),
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "mnist-1398: 1,354 parameters" in done.stdout
     record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
-    assert record["recipe"]["flip"] is fold
+    assert record["recipe"]["flip"] == (True if fold else [1, 7])
     assert record["pools_folded"] is fold and len(record["history"]["epoch"]) == 1
     assert record["data"] == "sample"
     # the epoch's seconds, and in brackets those of its training steps alone
@@ -79,6 +79,18 @@ def test_records_quick_run(tmp_path, fold):
     pools = [type(layer).__name__ for layer in model.layers].count("MaxAbsPool2D")
     assert (pools == 0) if fold else (pools == 4)
     assert model.metadata["final_accuracy"] == record["final_accuracy"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--flip-classes", "0,x"], "expected class labels (integers >= 0) separated by commas"),
+    (["--flip-classes", "0,-1"], "expected class labels"),
+    (["--flip", "--flip-classes", "0,1"], "not allowed with argument --flip"),
+])
+def test_records_refuses_flip_classes_it_cannot_use(flags, message):
+    script = SCRIPT.parent / "records.py"
+    done = subprocess.run([sys.executable, str(script), "fashion-1890", *flags],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak_memory.py reads /proc (Linux)")

@@ -103,3 +103,14 @@ def test_random_flip_mirrors_about_half_the_images():
     kept = np.all(out == x, axis=(1, 2, 3))
     assert np.all(mirrored ^ kept)
     assert 150 < mirrored.sum() < 250
+
+
+def test_random_flip_can_spare_some_classes():
+    x = np.random.default_rng(0).random((400, 1, 5, 5))
+    labels = np.arange(400) % 4
+    out = random_flip(x, np.random.default_rng(1), labels, classes=[1, 3])
+    mirrored = np.all(out == x[:, :, :, ::-1], axis=(1, 2, 3))
+    kept = np.all(out == x, axis=(1, 2, 3))
+    assert np.all(mirrored ^ kept)
+    assert not mirrored[np.isin(labels, [0, 2])].any()              # never the spared classes
+    assert 70 < mirrored[np.isin(labels, [1, 3])].sum() < 130       # about half of the others

@@ -68,6 +68,8 @@ def test_float_labels_are_refused_not_truncated():
     (dict(lr=float("nan")), "lr must be a number > 0"),
     (dict(seed=-1), "seed must be an integer >= 0"),
     (dict(shift=-1), "shift must be an integer from 0 to 27"),
+    (dict(flip="yes"), "flip must be True, False or a list of the class labels"),
+    (dict(flip=[0, -1]), r"flip must be True, False or a list .*got \[0, -1\]"),
 ])
 def test_train_refuses_settings_it_would_misuse(kwargs, message):
     x = np.zeros((4, 1, 12, 12), np.float32)
@@ -241,6 +243,7 @@ def _toy_data():
 @pytest.mark.parametrize("settings", [
     dict(optimizer="adam", schedule="one-cycle", shift=1, flip=True),
     dict(optimizer="sgd", schedule="warmup-cosine", shift=2, flip=False),
+    dict(optimizer="adam", schedule="one-cycle", shift=0, flip=[0, 2]),
 ])
 def test_a_resumed_run_ends_with_exactly_the_weights_of_an_uninterrupted_one(tmp_path, settings):
     x, y, xv, yv = _toy_data()
