@@ -190,5 +190,8 @@ _lesson.try_this(
     "Tune a record network on a validation split (benchmarks/records.py NAME --validation 5000) and "
     "only then measure it once on the test set: why does the leaderboard insist on this?",
     "Shrink mnist-1398 further (minisc/models.py, MNIST_1398_WIDTHS): where does it fall below 99%?",
+    "Random left-right flips teach a network mirror images. Compare each Fashion-MNIST class's mean "
+    "training image with its mirror image (mdata.load_fashion_mnist('train')): for which classes "
+    "are the flips teaching something false? (train(flip=[...]) mirrors only the classes listed.)",
 )
 _lesson.finish()
