@@ -203,6 +203,10 @@ MODELS = {"scs": scs, "scs-tiny": scs_tiny, "convnet": convnet, "reference": ref
 # How each model is trained: data set, epochs, batch size, peak learning rate, schedule and
 # augmentation (shift: random shifts of up to this many pixels, i.e. random crops of 28 from a
 # zero border that wide; flip: random left-right mirror images, for clothes, never for digits).
+# Fashion-MNIST's labels: 0 T-shirt/top, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal,
+# 6 shirt, 7 sneaker, 8 bag, 9 ankle boot. A mirrored shirt is still a shirt; a mirrored shoe
+# points the other way from every shoe in the data set.
+FASHION_CLOTHES_NOT_SHOES = (0, 1, 2, 3, 4, 6, 8)
 _SAMPLE = dict(data="sample", batch_size=64, schedule="warmup-cosine", shift=2, flip=False)
 _ONE_CYCLE = dict(batch_size=100, lr=0.03, schedule="one-cycle", shift=2)
 RECIPES = {
@@ -226,8 +230,13 @@ RECIPES = {
     # training set's shoes all point one way) validation ended at 89.85% for seed 0 and 89.82%
     # for seed 1, against 90.00% and 89.48% with them; the rule, fixed before the second seed
     # ran, was to drop the flips if their mean over both seeds was lower: 89.74% against 89.835%
-    # (fashion-1890-validation-seed*.json; with flips: fashion-1890-flips-validation-seed*.json).
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0, flip=False),
+    # (fashion-1890-noflip-validation-seed*.json; with flips: fashion-1890-flips-validation-seed*.json).
+    # Then flips for the clothes but not the shoes, whose mean training images are 25 to 76 grey
+    # levels away from their mirror images (the other classes' 5 to 14): validation ended at
+    # 89.82% (seed 0) and 90.01% (seed 1) (fashion-1890-validation-seed*.json); the rule, fixed
+    # before the runs, was a mean above the 89.835% without flips.
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0,
+                         flip=FASHION_CLOTHES_NOT_SHOES),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):

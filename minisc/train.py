@@ -577,9 +577,9 @@ def _run(args, name, data_name, quick, seed, settings, out, resuming, done):
         # the thread count of the interrupted run, so that the continuation adds its sums in
         # the same order (files from before threads existed ran on one)
         set_num_threads(model.metadata.get("threads", 1))
-    elif args.threads is not None:
-        set_num_threads(args.threads)
     else:
+        if args.threads is not None:
+            set_num_threads(args.threads)
         model = build_model(name, rng=seed)
         if (out / STATE_FILE).exists():
             print(f"note: {out} holds an interrupted run; this new run replaces it once its first epoch is "

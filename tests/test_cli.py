@@ -172,3 +172,16 @@ def test_a_ctrl_c_during_a_checkpoint_waits_for_it_and_an_ignored_one_stays_igno
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_threads_flag_runs_a_recipe_with_class_flips(tmp_path):
+    """--threads on a new run (not only on --resume), and a recipe whose flips are a class list."""
+    before = minisc.get_num_threads()
+    try:
+        assert mtrain.main(["--model", "fashion-1890", "--quick", "--data", "sample", "--threads", "1",
+                            "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    finally:
+        minisc.set_num_threads(before)
+    meta = minisc.load(tmp_path / "r" / "model.npz").metadata
+    assert meta["threads"] == 1
+    assert list(meta["settings"]["flip"]) == [0, 1, 2, 3, 4, 6, 8]
