@@ -205,7 +205,7 @@ MODELS = {"scs": scs, "scs-tiny": scs_tiny, "convnet": convnet, "reference": ref
 # zero border that wide; flip: random left-right mirror images, for clothes, never for digits).
 # Fashion-MNIST's labels: 0 T-shirt/top, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal,
 # 6 shirt, 7 sneaker, 8 bag, 9 ankle boot. A mirrored shirt is still a shirt; a mirrored shoe
-# points the other way from every shoe in the data set.
+# points the other way from nearly every shoe in the data set (their toes point left).
 FASHION_CLOTHES_NOT_SHOES = (0, 1, 2, 3, 4, 6, 8)
 _SAMPLE = dict(data="sample", batch_size=64, schedule="warmup-cosine", shift=2, flip=False)
 _ONE_CYCLE = dict(batch_size=100, lr=0.03, schedule="one-cycle", shift=2)
