@@ -275,6 +275,7 @@ class SharpCosSim2D(WindowedLayer):
         c = dot
         c /= norm_w
         c /= norm_s                                                         # (G, K/G, M)
+        cosines = c                     # every cosine, before any pooling: backward needs them
         if self.pool is not None:
             # max-abs pool the cosines: the winner of |c| is the winner of |y| (see the top).
             # c's memory is (K, Ho, Wo, N); the pool gets it as an (N, K, Ho, Wo) view and
@@ -293,7 +294,7 @@ class SharpCosSim2D(WindowedLayer):
             out = self.params["alpha"][0] * y                               # (G, K/G, M)
 
         self._cache = dict(x_shape=x.shape, xp=xp, s=s, w_rows=w_rows, root_s=root_s,
-                           norm_s=norm_s, root_w=root_w, norm_w=norm_w, c_pow=c_pow,
+                           norm_s=norm_s, root_w=root_w, norm_w=norm_w, c=cosines, c_pow=c_pow,
                            log_abs_c=log_abs_c, y=y)
         if self.pool is not None and not self.training:
             self.pool._cache = None             # evaluation mode: nothing kept, the pool's winners neither
@@ -327,10 +328,9 @@ class SharpCosSim2D(WindowedLayer):
         self.grads["p"][...] = np.einsum("gkm,gkm->gk", dL_dy_y, cache["log_abs_c"]).reshape(K)
         dL_dc = dL_dy * cache["c_pow"]                                      # (G, K/G, M)
         dL_dc *= p                                                  # dL/dc = dL/dy * p |c|**(p-1)
-        dL_dc_c = p * dL_dy_y                                       # dL/dc * c = p * dL/dy * y
         if self.pool is not None:
             # from the pooled cosines back to all of them: 0 except at each window's winner
-            dL_dc, dL_dc_c = self._unpool(dL_dc), self._unpool(dL_dc_c)     # (G, K/G, M)
+            dL_dc = self._unpool(dL_dc)                                     # (G, K/G, M)
 
         # c = dot / (norm_s * norm_w)
         #   dc/ddot    = 1 / (norm_s * norm_w)
@@ -338,7 +338,7 @@ class SharpCosSim2D(WindowedLayer):
         #   dc/dnorm_w = -c / norm_w               summed over the patches the kernel saw
         dL_ddot = dL_dc / norm_w
         dL_ddot /= norm_s                                           # dL/ddot = dL/dc / (norm_s * norm_w)
-        # Both sums need dL/dc * c = p * dL/dy * y (as y = c |c|**(p-1)): dL_dc_c above.
+        dL_dc_c = dL_dc * cache["c"]                                # dL/dc * c, which both sums need
         dL_dnorm_s = -dL_dc_c.sum(axis=1, keepdims=True) / norm_s            # (G, 1, M)
         dL_dnorm_w = -dL_dc_c.sum(axis=2, keepdims=True) / norm_w            # (G, K/G, 1)
 
