@@ -20,7 +20,7 @@ on top. This script measures how much that costs. Each round starts fresh proces
   threads     one process, two Python threads side by side, each training its own model on
               batches of --chunk (minisc's chunks off): the lock is all they share
   chunks      one process, minisc's two chunk threads, batches of 2 x --chunk
-  workers     one process, minisc's two worker processes, batches of 2 x --chunk
+  workers     one process and minisc's worker process, one chunk each, batches of 2 x --chunk
 
 and prints milliseconds per step (per chunk of --chunk images for the side-by-side cases, per
 batch of 2 x --chunk for `chunks` and `workers`). If the lock is the whole story, `threads` and `chunks` lose
@@ -147,7 +147,7 @@ def main(argv=None):
           f"   (+{med['threads'] - med['processes']:.1f} against processes)")
     print(f"  minisc's chunk threads, a batch of 2 x {args.chunk:<4d}  {med['chunks']:6.1f}"
           f"   (+{med['chunks'] - med['processes']:.1f} against processes)")
-    print(f"  minisc's worker processes, a batch of 2 x {args.chunk:<4d} {med['workers']:5.1f}"
+    print(f"  minisc's worker + this process, a batch of 2 x {args.chunk:<4d} {med['workers']:5.1f}"
           f"   (+{med['workers'] - med['processes']:.1f} against processes)")
 
 

@@ -33,15 +33,23 @@ fashion-2764 about 30% slower than two processes side by side on the same two co
 (parameters included: a few kilobytes to a few hundred for minisc's models) and the chunk are
 pickled and sent down a pipe to a worker, which runs the chunk's forward pass and keeps the
 replicas, caches and all, until the chunk's backward pass, then sends back the gradients. The
-workers are started once, with ``python -c`` (no ``fork``: a process with BLAS threads running
-should not fork, and a fresh interpreter does not re-run your script), and live until the
-program ends. Layers whose class a fresh interpreter cannot import (defined in a notebook or
-in the script you run) go through threads instead, with the same results. A worker imports
-the layer files as they are on disk when it starts: a method swapped in while the program
-runs (``SharpCosSim2D.forward = my_forward`` in a notebook) does not reach it, so use threads
-for that kind of experiment; after editing a layer file and reloading it in a running
-notebook, ``set_parallel_mode`` or ``set_num_threads`` starts fresh workers that import it
-anew.
+last chunk never leaves: while the workers run the others, this process runs it itself, on
+one BLAS thread, instead of only waiting for their answers. So n chunks need n - 1 workers,
+one process per core, and one chunk fewer to pickle. (On 2 cores, against two workers with
+this process waiting: 0.96 of the training step of fashion-2764 at batch 100, 0.97 of the
+flagship's at 128; benchmarks/README.md.) The workers are started once, with ``python -c``
+(no ``fork``: a process with BLAS threads running should not fork, and a fresh interpreter
+does not re-run your script), and live until the program ends.
+
+A worker runs the layer files as they were on disk when it started, and every chunk must run
+the same code. So layers whose class a fresh interpreter cannot import (defined in a notebook
+or in the script you run) go through threads instead, with the same results, and so do
+layers whose class has a method swapped in while the program runs
+(``SharpCosSim2D.forward = my_forward`` in a notebook: minisc notices a function defined
+outside the class's own file) and layers made before their file was reloaded. A model built
+after a layer file was edited and reloaded (``importlib.reload`` in a running notebook) gets
+fresh workers, which import the file anew: minisc notices a new class under a name the
+workers already know.
 
 Processes are the default on Linux, where they were measured; threads elsewhere. While a chunk
 runs on a thread, that thread's BLAS is asked to use one core (two chunks each asking for all
@@ -60,6 +68,7 @@ layer file stays single-threaded and reads as its math.
 """
 
 import atexit
+import contextlib
 import ctypes
 import functools
 import glob
@@ -69,6 +78,7 @@ import signal
 import subprocess
 import sys
 import threading
+import types
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -93,6 +103,7 @@ _num_threads = None     # set on first use (see get_num_threads)
 _mode = None            # likewise (see get_parallel_mode)
 _pool = None            # the chunk threads
 _workers = None         # the worker processes
+_sent = {}              # "module.Class" -> the class the running workers were sent chunks of
 
 
 def _cpu_count():
@@ -170,6 +181,7 @@ def _stop_pools():
         for worker in _workers:
             worker.stop()
         _workers = None
+    _sent.clear()
 
 
 def chunks(n_examples, n_threads=None):
@@ -208,6 +220,18 @@ def _worker_start():
         setter(1)
 
 
+@contextlib.contextmanager
+def _one_blas_thread():
+    """This thread's BLAS on one core for a while (the main process's chunk, beside the workers)."""
+    setter = _openblas_local_setter()
+    before = setter(1) if setter is not None else None      # it answers the count it replaces
+    try:
+        yield
+    finally:
+        if setter is not None:
+            setter(before)
+
+
 def _forget_pool():
     # A forked child (multiprocessing) inherits the pool objects but none of their threads, and
     # pipes to workers that belong to its parent.
@@ -244,15 +268,18 @@ def forward_chunks(layers, xs, keep):
 
     Returns the chunks' outputs, in order, and what ``backward_chunks`` needs (None unless
     ``keep``: evaluation keeps nothing)."""
+    from .model import _forward_through
     if get_parallel_mode() == "processes":
         blob = _portable(layers)
-        workers = _get_workers() if blob is not None else None
+        workers = _get_workers({type(layer) for layer in layers}) if blob is not None else None
         if workers is not None:
-            workers = workers[:len(xs)]
-            replies = _round_trip(workers, [("forward", blob, x, keep) for x in xs])
-            outs, ids = [out for out, _ in replies], [i for _, i in replies]
-            return outs, (_KeptInWorkers(workers, ids) if keep else None)
-    from .model import _forward_through
+            # the first chunks in the workers, the last one here, meanwhile
+            workers = workers[:len(xs) - 1]
+            here = [layer.replica() for layer in layers]
+            replies, out_here = _round_trip(workers, [("forward", blob, x, keep) for x in xs[:-1]],
+                                            here=lambda: _forward_through(here, xs[-1]))
+            outs, ids = [out for out, _ in replies] + [out_here], [i for _, i in replies]
+            return outs, (_KeptInWorkers(workers, ids, here) if keep else None)
     replicas = [[layer.replica() for layer in layers] for _ in xs]
     outs = run(_forward_through, replicas, xs)
     return outs, (replicas if keep else None)
@@ -266,8 +293,12 @@ def backward_chunks(kept, dys):
             raise RuntimeError("minisc: the worker processes were restarted (set_num_threads or "
                                "set_parallel_mode) between this forward pass and its backward; "
                                "run the forward pass again")
-        results = _round_trip(kept.workers, [("backward", i, dy) for i, dy in zip(kept.ids, dys)])
-        return [grads for grads, _ in results], [dx for _, dx in results]
+        from .model import _backward_through
+        results, dx_here = _round_trip(kept.workers,
+                                       [("backward", i, dy) for i, dy in zip(kept.ids, dys[:-1])],
+                                       here=lambda: _backward_through(kept.here, dys[-1]))
+        return ([grads for grads, _ in results] + [[layer.grads for layer in kept.here]],
+                [dx for _, dx in results] + [dx_here])
     from .model import _backward_through
     dxs = run(_backward_through, kept, dys)
     return [[layer.grads for layer in chunk] for chunk in kept], dxs
@@ -342,11 +373,12 @@ class _Worker:
 
 
 class _KeptInWorkers:
-    """The replicas a training forward left in the workers, until backward (or until this
-    handle is dropped: then each worker is told to let its replicas go)."""
+    """The replicas a training forward left in the workers (and ``here``, those of the chunk
+    this process ran), until backward (or until this handle is dropped: then each worker is
+    told to let its replicas go)."""
 
-    def __init__(self, workers, ids):
-        self.workers, self.ids = workers, ids
+    def __init__(self, workers, ids, here):
+        self.workers, self.ids, self.here = workers, ids, here
         weakref.finalize(self, _release, workers, self.ids)
 
 
@@ -355,15 +387,23 @@ def _release(workers, ids):
         worker.release.append(i)
 
 
-def _get_workers():
-    """The running workers, started if need be; None if this system cannot start them (then
-    minisc says so once and uses threads from now on)."""
+def _get_workers(classes=()):
+    """The running workers (one fewer than the chunks: this process runs the last one),
+    started if need be; None if this system cannot start them (then minisc says so once and
+    uses threads from now on).
+
+    ``classes``: the layer classes about to be sent. If one of them is a new class of a name
+    the workers already know, its file was reloaded since they started (importlib.reload in a
+    notebook): fresh workers import it anew, so that every chunk runs the same code."""
     global _workers, _mode
     with _lock:
+        family = {f"{k.__module__}.{k.__qualname__}": k for cls in classes for k in cls.__mro__[:-1]}
+        if _workers is not None and any(_sent.get(name, k) is not k for name, k in family.items()):
+            _stop_pools()
         if _workers is None:
             started = []
             try:
-                for _ in range(get_num_threads()):
+                for _ in range(get_num_threads() - 1):
                     started.append(_Worker())
             except OSError as e:
                 for worker in started:
@@ -373,6 +413,7 @@ def _get_workers():
                               "run in threads from now on", RuntimeWarning, stacklevel=4)
                 return None
             _workers = started
+        _sent.update(family)
         return _workers
 
 
@@ -385,29 +426,54 @@ def _drop_workers():
             _workers = None
 
 
-def _round_trip(workers, requests):
-    """Send one request to each worker, then return their answers in order. An error in any
-    chunk is raised after all replies are in, so every worker is ready for the next request."""
+def _round_trip(workers, requests, here):
+    """Send one request to each worker, run ``here()`` in this process (on one BLAS thread)
+    while they work, then return ([their answers, in order], what here() returned). An error
+    in any chunk, here or there, is raised after all replies are in, so every worker is ready
+    for the next request."""
     with _lock:
         try:
             for worker, request in zip(workers, requests):
                 worker.send(request)
+            try:
+                with _one_blas_thread():
+                    local = ("ok", here())
+            except Exception as e:                  # noqa: BLE001  (raised below, after the replies)
+                local = ("error", e)
             replies = [worker.receive() for worker in workers]
         except BaseException:
             # Ctrl-C (or a dead worker) between a request and its reply: the pipes may hold
             # half a conversation, so the next split starts new workers.
             _drop_workers()
             raise
-    for status, value in replies:
+    for status, value in replies + [local]:
         if status == "error":
             raise value
-    return [value for _, value in replies]
+    return [value for _, value in replies], local[1]
+
+
+def _as_on_disk(cls):
+    """False if ``cls`` (or a class it inherits from) is defined in __main__, is no longer the
+    class its file defines (an object made before the file was reloaded), or has a function
+    that was defined in another file than the class itself (a method swapped in while the
+    program runs): what a worker would import is not what this process runs."""
+    for klass in cls.__mro__[:-1]:                      # every class but object
+        if klass.__module__ == "__main__":
+            return False
+        module = sys.modules.get(klass.__module__)
+        if "." not in klass.__qualname__ and getattr(module, klass.__qualname__, None) is not klass:
+            return False                                # its file was reloaded since it was made
+        for value in vars(klass).values():
+            if isinstance(value, types.FunctionType) and value.__module__ != klass.__module__:
+                return False
+    return True
 
 
 def _portable(layers):
     """The layers pickled for a worker (replicas: no caches), or None if a fresh interpreter
-    could not rebuild them (a class defined in __main__, an attribute pickle cannot take)."""
-    if any(type(layer).__module__ == "__main__" for layer in layers):
+    could not rebuild them as they are here (a class defined in __main__, a method swapped in,
+    an attribute pickle cannot take)."""
+    if not all(_as_on_disk(cls) for cls in {type(layer) for layer in layers}):
         return None
     try:
         return pickle.dumps([layer.replica() for layer in layers], protocol=pickle.HIGHEST_PROTOCOL)

@@ -49,7 +49,7 @@ def test_threads_vs_processes_quick_run():
     for expected in ("scs-tiny, chunks of 20 images", "round 1: overhead", "neighbour",
                      "two processes side by side, each", "two threads side by side, each",
                      "minisc's chunk threads, a batch of 2 x 20",
-                     "minisc's worker processes, a batch of 2 x 20"):
+                     "minisc's worker + this process, a batch of 2 x 20"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
 
 
@@ -106,6 +106,6 @@ def test_peak_memory_prints_both_scenarios_with_each_process(threads):
     assert lines[1].startswith("flagship forward of 2,048 images, evaluation mode")
     for line in lines:
         parts = line.split("main + workers: ")[1].split(";")[0].split(" + ")
-        assert len(parts) == (1 if threads == 1 else 1 + threads)      # the main process, each worker
+        assert len(parts) == threads            # the main process and threads - 1 workers
         total = float(line.split(" MB")[0].split()[-1])
         assert abs(total - sum(float(p) for p in parts)) <= len(parts)  # the sum, up to rounding

@@ -221,6 +221,14 @@ def test_an_error_in_a_chunk_reaches_the_caller(threads):
     x[30, 0, 0, 0] = np.nan                                   # in the second chunk only
     with pytest.raises(ValueError, match="NaN or infinite"):
         model.forward(x)
+    x[30, 0, 0, 0], x[5, 0, 0, 0] = 0.5, np.nan               # in the first chunk only
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.forward(x)
+    x[5, 0, 0, 0] = 0.5                                       # and then all is well again
+    threads(1)
+    expected = model.forward(x)
+    threads(2)
+    np.testing.assert_allclose(model.forward(x), expected, rtol=1e-6)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -291,6 +299,86 @@ class MainScale(minisc.Layer):
 MainScale.__module__ = "__main__"
 
 
+def test_the_last_chunk_runs_in_this_process(processes):
+    # n chunks: n - 1 in workers, the last one here, meanwhile
+    model = small_model()
+    x = np.random.default_rng(16).random((60, 2, 7, 7), dtype=np.float32)
+    y = np.arange(60) % 3
+    minisc.set_num_threads(1)
+    whole = one_step(model, x, y)
+    for n in (2, 3):
+        minisc.set_num_threads(n)
+        split = one_step(model, x, y)
+        assert len(model._chunks[0]) == n and len(parallel._workers) == n - 1
+        kept = model._chunks[1]
+        assert isinstance(kept, parallel._KeptInWorkers) and len(kept.ids) == n - 1
+        assert all(layer._cache is not None for layer in kept.here[1:])   # kept here, for backward
+        np.testing.assert_allclose(split[0], whole[0], rtol=1e-5)
+        for key in whole[2]:
+            np.testing.assert_allclose(split[2][key], whole[2][key], rtol=1e-4, atol=1e-6, err_msg=str(key))
+
+
+def test_a_method_swapped_in_runs_in_threads_for_every_chunk(processes, monkeypatch):
+    # A worker would run the method as it is on disk, this process the swapped one: so the
+    # whole batch goes through threads, and every chunk sees the new method.
+    model = small_model()
+    x = np.random.default_rng(17).random((40, 2, 7, 7), dtype=np.float32)
+    before = model.forward(x)
+    assert isinstance(model._chunks[1], parallel._KeptInWorkers)
+    plain_forward = Dense.forward
+
+    def doubled(self, x):
+        return 2 * plain_forward(self, x)
+
+    monkeypatch.setattr(Dense, "forward", doubled)
+    after = model.forward(x)
+    assert isinstance(model._chunks[1], list)                         # threads, not workers
+    np.testing.assert_allclose(after, 2 * before, rtol=1e-6)
+    monkeypatch.setattr(Dense, "forward", plain_forward)
+    model.forward(x)
+    assert isinstance(model._chunks[1], parallel._KeptInWorkers)       # and back to the workers
+
+
+SCALE_LAYER = """
+import minisc
+
+
+class Scale(minisc.Layer):
+    def forward(self, x):
+        return {factor} * x
+
+    def backward(self, dy):
+        return {factor} * dy
+"""
+
+
+def test_a_reloaded_layer_file_reaches_every_chunk(processes, tmp_path, monkeypatch):
+    # A notebook edits a layer file and reloads it: a model built after that runs the new code
+    # in every chunk (fresh workers), one built before it runs the old code in every chunk.
+    import importlib
+    import sys
+    (tmp_path / "my_scale.py").write_text(SCALE_LAYER.format(factor=2))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_scale
+    x = np.random.default_rng(18).random((40, 2, 7, 7), dtype=np.float32)
+    old = Sequential([my_scale.Scale(), Flatten()], input_shape=(2, 7, 7))
+    np.testing.assert_array_equal(old.forward(x), 2 * x.reshape(40, -1))
+    assert isinstance(old._chunks[1], parallel._KeptInWorkers)
+    before = [worker.proc.pid for worker in parallel._workers]
+    (tmp_path / "my_scale.py").write_text(SCALE_LAYER.format(factor=3))
+    importlib.invalidate_caches()
+    try:
+        importlib.reload(my_scale)
+        new = Sequential([my_scale.Scale(), Flatten()], input_shape=(2, 7, 7))
+        np.testing.assert_array_equal(new.forward(x), 3 * x.reshape(40, -1))   # every chunk
+        assert isinstance(new._chunks[1], parallel._KeptInWorkers)
+        assert not set(before) & {worker.proc.pid for worker in parallel._workers}   # fresh workers
+        np.testing.assert_array_equal(old.forward(x), 2 * x.reshape(40, -1))   # still the old code
+        assert isinstance(old._chunks[1], list)                                 # in threads
+    finally:
+        sys.modules.pop("my_scale", None)
+
+
 def test_layers_a_worker_cannot_import_run_in_threads(processes):
     model = Sequential([MainScale(), Flatten(), Dense(2 * 7 * 7, 3, rng=0)], input_shape=(2, 7, 7))
     x = np.random.default_rng(10).random((40, 2, 7, 7), dtype=np.float32)
@@ -304,8 +392,8 @@ def test_a_worker_that_dies_is_a_clear_error_and_replaced(processes):
     model = small_model()
     x = np.random.default_rng(11).random((40, 2, 7, 7), dtype=np.float32)
     expected = model.forward(x)
-    parallel._workers[1].proc.kill()
-    parallel._workers[1].proc.wait()
+    parallel._workers[0].proc.kill()
+    parallel._workers[0].proc.wait()
     how = "killed by signal 9" if __import__("os").name == "posix" else r"exit code \d+"
     with pytest.raises(parallel.WorkerDied, match=rf"worker process .* stopped \({how};.*"
                                                   r"set_parallel_mode\('threads'\)"):
