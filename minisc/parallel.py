@@ -36,8 +36,8 @@ replicas, caches and all, until the chunk's backward pass, then sends back the g
 last chunk never leaves: while the workers run the others, this process runs it itself, on
 one BLAS thread, instead of only waiting for their answers. So n chunks need n - 1 workers,
 one process per core, and one chunk fewer to pickle. (On 2 cores, against two workers with
-this process waiting: 0.96 of the training step of fashion-2764 at batch 100, 0.97 of the
-flagship's at 128; benchmarks/README.md.) The workers are started once, with ``python -c``
+this process waiting: 0.94 of the training step of fashion-2764 at batch 100 and 0.92 of the
+flagship's at 128, both with their pools folded; benchmarks/README.md.) The workers are started once, with ``python -c``
 (no ``fork``: a process with BLAS threads running should not fork, and a fresh interpreter
 does not re-run your script), and live until the program ends.
 
@@ -388,7 +388,7 @@ def _release(workers, ids):
 
 
 def _get_workers(classes=()):
-    """The running workers (one fewer than the chunks: this process runs the last one),
+    """The running workers (one fewer than the thread count: this process runs the last chunk),
     started if need be; None if this system cannot start them (then minisc says so once and
     uses threads from now on).
 
