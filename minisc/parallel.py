@@ -224,7 +224,7 @@ def _worker_start():
 def _one_blas_thread():
     """This thread's BLAS on one core for a while (the main process's chunk, beside the workers)."""
     setter = _openblas_local_setter()
-    before = setter(1) if setter is not None else None      # it answers the count it replaces
+    before = setter(1) if setter is not None else None      # it returns the count it replaces
     try:
         yield
     finally:
