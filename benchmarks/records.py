@@ -22,6 +22,9 @@ the best epoch's. It writes, into --out (default runs/records/):
     NAME-seedS.png    held-out accuracy against epoch, with the target line
     NAME-seedS.npz    the trained model (minisc.load it)
 
+(NAME-validation-seedS.* with --validation, so that a validation run and a test run of the
+same seed never overwrite each other.)
+
 Held-out set: the official test set by default. Anything you *tune* (recipe, widths, p_init...)
 must be chosen with --validation N instead, which holds out the last N training images and
 never touches the test set.
@@ -135,7 +138,8 @@ def run(name, args, data, out):
           f"{np.median(history['train_seconds']):.1f} s), {sum(epoch_seconds) / 60:.1f} min in all",
           flush=True)
 
-    stem = out / f"{name}-seed{args.seed}"
+    split = "-validation" if data["held_out"] == "validation" else ""
+    stem = out / f"{name}{split}-seed{args.seed}"
     record = dict(model=name, n_params=model.n_params, seed=args.seed, recipe=recipe, data=data_name,
                   held_out=data["held_out"], final_accuracy=final, target=target,
                   epoch_seconds=epoch_seconds, threads=threads, parallel_mode=parallel_mode,

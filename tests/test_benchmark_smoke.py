@@ -81,6 +81,22 @@ def test_records_quick_run(tmp_path, fold):
     assert model.metadata["final_accuracy"] == record["final_accuracy"]
 
 
+def test_records_validation_run_keeps_its_own_files(tmp_path):
+    """A validation run and a test run of the same seed must not overwrite each other."""
+    import json
+
+    script = SCRIPT.parent / "records.py"
+    common = [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample",
+              "--threads", "1", "--out", str(tmp_path)]
+    for extra in (["--validation", "100"], []):
+        done = subprocess.run(common + extra, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"mnist-1398-{kind}seed0.{ext}" for kind in ("", "validation-") for ext in ("json", "npz", "png")]
+    assert json.loads((tmp_path / "mnist-1398-validation-seed0.json").read_text())["held_out"] == "validation"
+    assert json.loads((tmp_path / "mnist-1398-seed0.json").read_text())["held_out"] == "test"
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--flip-classes", "0,x"], "expected class labels (integers >= 0) separated by commas"),
     (["--flip-classes", "0,-1"], "expected class labels"),
