@@ -233,9 +233,14 @@ RECIPES = {
     # (fashion-1890-noflip-validation-seed*.json; with flips: fashion-1890-flips-validation-seed*.json).
     # Then flips for the clothes but not the shoes, whose mean training images are 25 to 76 grey
     # levels away from their mirror images (the other classes' 5 to 14): validation ended at
-    # 89.82% (seed 0) and 90.01% (seed 1) (fashion-1890-validation-seed*.json); the rule, fixed
-    # before the runs, was a mean above the 89.835% without flips.
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0,
+    # 89.82% (seed 0) and 90.01% (seed 1) (fashion-1890-120epochs-validation-seed*.json); the
+    # rule, fixed before the runs, was a mean above the 89.835% without flips. Then 200 epochs
+    # instead of 120: validation ended at 89.99% (seed 0) and 89.89% (seed 1)
+    # (fashion-1890-validation-seed*.json); the rule, fixed before the runs, was a mean above
+    # 120 epochs' 89.915%. It passed by 5 validation images in 20,000, which is noise, and the
+    # validation loss went the other way (0.285 against 0.281): 200 epochs are the recipe
+    # because the rule said so, not because they are known to be better.
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=200, shift=0,
                          flip=FASHION_CLOTHES_NOT_SHOES),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
