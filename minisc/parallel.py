@@ -37,9 +37,9 @@ last chunk never leaves: while the workers run the others, this process runs it 
 one BLAS thread, instead of only waiting for their answers. So n chunks need n - 1 workers,
 one process per core, and one chunk fewer to pickle. (On 2 cores, against two workers with
 this process waiting: 0.94 of the training step of fashion-2764 at batch 100 and 0.92 of the
-flagship's at 128, both with their pools folded; benchmarks/README.md.) The workers are started once, with ``python -c``
-(no ``fork``: a process with BLAS threads running should not fork, and a fresh interpreter
-does not re-run your script), and live until the program ends.
+flagship's at 128, both with their pools folded; benchmarks/README.md.) The workers are
+started once, with ``python -c`` (no ``fork``: a process with BLAS threads running should not
+fork, and a fresh interpreter does not re-run your script), and live until the program ends.
 
 A worker runs the layer files as they were on disk when it started, and every chunk must run
 the same code. So layers whose class a fresh interpreter cannot import (defined in a notebook
