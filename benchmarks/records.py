@@ -8,6 +8,8 @@
     python benchmarks/records.py fashion-1890 --validation 10000 --flip   # ...or with flips
     python benchmarks/records.py fashion-1890 --validation 10000 --flip-classes 0,1,2,3,4,6,8
                                                         # ...mirroring clothes but not shoes
+    python benchmarks/records.py fashion-1890 --validation 10000 --label-smoothing 0.1
+                                                        # ...or training towards smoothed labels
     python benchmarks/records.py fashion-2764 --fold-pools        # the same network, trained faster
     python benchmarks/records.py mnist-1398 --quick --data sample  # a smoke test, offline
 
@@ -71,6 +73,8 @@ def parse_args(argv=None):
                        help="override the recipe's random left-right flips")
     flips.add_argument("--flip-classes", type=class_list, default=None, metavar="LABELS",
                        help="mirror only the images of these classes, e.g. 0,1,2 (see minisc.train.random_flip)")
+    ap.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
+                    help="override the recipe's label smoothing (0 = plain cross-entropy)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--data", choices=("mnist", "fashion-mnist", "sample"), default=None,
@@ -84,7 +88,11 @@ def parse_args(argv=None):
                          "(minisc.models.fold_pools: the pool taken before the sharpening, faster)")
     ap.add_argument("--out", default="runs/records")
     ap.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch: a smoke test")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        ap.error(f"argument --label-smoothing: expected a number from 0 up to (not including) 1, "
+                 f"e.g. 0.1; got {args.label_smoothing}")
+    return args
 
 
 def run(name, args, data, out):
@@ -105,6 +113,8 @@ def run(name, args, data, out):
         recipe["flip"] = args.flip
     if args.flip_classes is not None:
         recipe["flip"] = args.flip_classes
+    if args.label_smoothing is not None:
+        recipe["label_smoothing"] = args.label_smoothing
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)

@@ -222,7 +222,7 @@ def scs_layer_state(model):
             [float(layer.params["q"][0]) for layer in layers])
 
 
-def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed):
+def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing):
     """Every training setting in range, or a ValueError naming it and what is expected."""
     def whole(v):
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -241,6 +241,9 @@ def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, se
         (not flip_ok, "flip must be True, False or a list of the class labels (integers >= 0) "
                       f"whose images may be mirrored, got {flip!r}"),
         (not (whole(seed) and seed >= 0), f"seed must be an integer >= 0, got {seed!r}"),
+        (not (isinstance(label_smoothing, (int, float, np.floating)) and not isinstance(label_smoothing, bool)
+              and 0 <= label_smoothing < 1),
+         f"label_smoothing must be a number from 0 up to (not including) 1, got {label_smoothing!r}"),
     ]
     for bad, message in problems:
         if bad:
@@ -308,9 +311,9 @@ def read_resume_state(folder):
 
 
 def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_size=64, lr=0.01,
-          optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, seed=0, progress=True,
-          save_path=None, callback=None, log=print, checkpoint_dir=None, metadata=None,
-          resume=False):
+          optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, label_smoothing=0.0,
+          seed=0, progress=True, save_path=None, callback=None, log=print, checkpoint_dir=None,
+          metadata=None, resume=False):
     """Train ``model`` with mini-batch gradient descent; returns the history.
 
     x_train: float32 (N, 1, H, W); y_train: int labels (N,); x_val, y_val likewise (optional,
@@ -318,7 +321,10 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     "warmup-cosine" or "one-cycle" (lr is then the peak rate). shift: random translation of up
     to this many pixels per image (data augmentation; 0 = off); flip: mirror a random half of
     every batch left-right (True), or only of the images whose labels are in a list (flip=[0, 1]
-    mirrors about half of the classes 0 and 1, never the rest). seed drives the shuffling and
+    mirrors about half of the classes 0 and 1, never the rest). label_smoothing: train towards
+    (1 - eps) * onehot + eps / classes instead of onehot (see SoftmaxCrossEntropy; the losses in
+    the history are then the smoothed ones for training, plain cross-entropy for x_val). seed
+    drives the shuffling and
     the augmentation, so a run is reproducible. save_path: if given, the final model is saved
     there (atomically).
     callback: if given, ``callback(epoch, model, history)`` is called after every epoch.
@@ -332,7 +338,7 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     of x_val, no checkpoint), and p and q of every SCS layer (one entry per SCS layer, in model
     order, per epoch).
     """
-    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed)
+    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing)
     flip_classes = None if isinstance(flip, (bool, np.bool_)) else list(flip)
     x_train = np.asarray(x_train)
     if x_train.ndim != 4:
@@ -344,7 +350,7 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     if resume and checkpoint_dir is None:
         raise ValueError("train: resume=True needs the checkpoint_dir of the run to continue")
     rng = np.random.default_rng(seed)
-    loss_fn = SoftmaxCrossEntropy()
+    loss_fn = SoftmaxCrossEntropy(label_smoothing)
     opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     steps_per_epoch = math.ceil(len(y_train) / batch_size)
     total_steps = epochs * steps_per_epoch
@@ -464,10 +470,21 @@ def shift_type(text):
     return value
 
 
+def smoothing_type(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, e.g. 0.1; "
+                                         f"got {text!r}")
+    return value
+
+
 # The flags that set how a run trains. --resume takes them from the run itself, so giving one
 # with it is a contradiction, refused rather than silently ignored.
-_RUN_FLAGS = ("model", "data", "epochs", "lr", "batch_size", "schedule", "shift", "flip", "seed", "out",
-              "quick", "threads")
+_RUN_FLAGS = ("model", "data", "epochs", "lr", "batch_size", "schedule", "shift", "flip",
+              "label_smoothing", "seed", "out", "quick", "threads")
 
 
 def _parser():
@@ -486,6 +503,9 @@ def _parser():
     parser.add_argument("--shift", type=shift_type, default=None, help="random shift augmentation, pixels")
     parser.add_argument("--flip", default=None, action=argparse.BooleanOptionalAction,
                         help="random left-right flips (clothes only: digits are not symmetric)")
+    parser.add_argument("--label-smoothing", type=smoothing_type, default=None, metavar="EPS",
+                        help="train towards (1 - EPS) * onehot + EPS / classes (default: the recipe's, "
+                             "usually 0)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="default: 0")
     parser.add_argument("--out", default=None, help="folder for model.npz and history.json (default: runs/latest)")
     parser.add_argument("--quick", action="store_true", default=None,
@@ -519,7 +539,7 @@ def _plan(parser, args):
     if args.resume is None:
         name = args.model or "scs"
         settings = dict(RECIPES[name])
-        for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip"):
+        for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip", "label_smoothing"):
             if getattr(args, key) is not None:
                 settings[key] = getattr(args, key)
         if args.quick and args.epochs is None:

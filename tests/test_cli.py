@@ -54,6 +54,10 @@ def no_work(monkeypatch):
     (["--shift", "-2"], "argument --shift: expected an integer >= 0, got -2"),
     (["--shift", "40"], "argument --shift: expected an integer from 0 to 27 (pixels), got 40"),
     (["--timeout", "0"], "argument --timeout: expected a number > 0, got 0"),
+    (["--label-smoothing", "1"], "argument --label-smoothing: expected a number from 0 up to (not "
+                                 "including) 1, e.g. 0.1; got '1'"),
+    (["--label-smoothing", "-0.1"], "argument --label-smoothing: expected a number from 0 up to"),
+    (["--label-smoothing", "nan"], "argument --label-smoothing: expected a number from 0 up to"),
 ])
 def test_bad_numbers_are_refused_in_one_line(capsys, no_work, tmp_path, argv, expected):
     err = _refused(capsys, [*argv, "--out", str(tmp_path / "run")])

@@ -64,6 +64,25 @@ def test_training_is_reproducible_and_learns_on_real_digits():
     assert acc == pytest.approx(runs[1]["val_acc"][-1]) and np.isfinite(loss)
 
 
+def test_label_smoothing_changes_the_training_loss_not_the_held_out_loss():
+    """label_smoothing reaches the loss that trains the model (the same seed and data then take
+    other steps), while the held-out loss stays plain cross-entropy; a bad value is refused
+    before any training."""
+    data = load_dataset("sample", quick=True, log=lambda *a: None)
+    x, y = data["x_train"][:128], data["y_train"][:128]
+    runs = {}
+    for eps in (0.0, 0.2):
+        model = build_model("scs-tiny", rng=0)
+        runs[eps] = (model, train(model, x, y, x, y, epochs=1, lr=0.02, batch_size=32, seed=0,
+                                  label_smoothing=eps, progress=False, log=lambda *a: None))
+    smoothed_model, smoothed = runs[0.2]
+    assert smoothed["train_loss"][0] != runs[0.0][1]["train_loss"][0]
+    assert not np.array_equal(smoothed_model.layers[-1].params["w"], runs[0.0][0].layers[-1].params["w"])
+    assert smoothed["val_loss"][0] == pytest.approx(evaluate(smoothed_model, x, y)[0])
+    with pytest.raises(ValueError, match="label_smoothing must be a number from 0 up to"):
+        train(build_model("scs-tiny", rng=0), x, y, epochs=1, label_smoothing=1.0, progress=False)
+
+
 def test_train_cli_quick_writes_a_loadable_model(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "minisc.train", "--data", "sample", "--model", "scs-tiny",

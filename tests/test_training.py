@@ -51,6 +51,17 @@ def test_loss_falls(make_opt):
     assert np.all(p >= 0.1) and np.all(p <= 10)
 
 
+def _numeric_gradient(loss, z, labels, h=1e-6):
+    """dL/dz by central differences, one logit at a time (float64)."""
+    num = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[idx] += h
+        zm[idx] -= h
+        num[idx] = (loss.forward(zp, labels) - loss.forward(zm, labels)) / (2 * h)
+    return num
+
+
 def test_softmax_cross_entropy_value_gradient_and_stability():
     logits = np.array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]])
     loss = SCE()
@@ -64,13 +75,41 @@ def test_softmax_cross_entropy_value_gradient_and_stability():
     labels = np.array([0, 3, 4, 1])
     loss.forward(z, labels)
     g = loss.backward()
-    num = np.zeros_like(z)
-    for idx in np.ndindex(z.shape):
-        zp, zm = z.copy(), z.copy()
-        zp[idx] += 1e-6
-        zm[idx] -= 1e-6
-        num[idx] = (SCE().forward(zp, labels) - SCE().forward(zm, labels)) / 2e-6
-    np.testing.assert_allclose(g, num, atol=1e-8)
+    np.testing.assert_allclose(g, _numeric_gradient(SCE(), z, labels), atol=1e-8)
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.4])
+def test_label_smoothing_value_and_gradient(eps):
+    """The smoothed loss is -mean sum_k t_k log p_k with t = (1 - eps) onehot + eps / K; its
+    gradient (p - t) / N matches finite differences of that loss in float64."""
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((6, 5))
+    labels = np.array([0, 3, 4, 1, 1, 2])
+    loss = SCE(label_smoothing=eps)
+    value = loss.forward(z, labels)
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    t = np.full(z.shape, eps / 5)
+    t[np.arange(6), labels] += 1 - eps
+    assert value == pytest.approx(-(t * log_p).sum(axis=1).mean(), rel=1e-12)
+    g = loss.backward()
+    np.testing.assert_allclose(g, _numeric_gradient(SCE(eps), z, labels), atol=1e-8)
+    # each row of the gradient sums to zero, and the true class is still pulled up
+    np.testing.assert_allclose(g.sum(axis=1), 0, atol=1e-12)
+    assert np.all(g[np.arange(6), labels] < 0)
+
+
+def test_label_smoothing_zero_is_plain_cross_entropy_and_bad_values_are_refused():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((4, 3)).astype(np.float32)
+    labels = np.array([2, 0, 1, 1])
+    plain, zero = SCE(), SCE(label_smoothing=0.0)
+    assert plain.forward(z, labels) == zero.forward(z, labels)
+    np.testing.assert_array_equal(plain.backward(), zero.backward())
+    assert zero.backward().dtype == np.float32
+    for bad in (-0.1, 1.0, 1.5, "0.1", True, float("nan")):
+        with pytest.raises(ValueError, match="label_smoothing must be a number from 0"):
+            SCE(label_smoothing=bad)
 
 
 def test_sgd_and_adam_steps_follow_their_formulas():
