@@ -73,6 +73,9 @@ def parse_args(argv=None):
                        help="override the recipe's random left-right flips")
     flips.add_argument("--flip-classes", type=class_list, default=None, metavar="LABELS",
                        help="mirror only the images of these classes, e.g. 0,1,2 (see minisc.train.random_flip)")
+    ap.add_argument("--batch-size", type=int, default=None, metavar="N",
+                    help="override the recipe's batch size")
+    ap.add_argument("--lr", type=float, default=None, help="override the recipe's (peak) learning rate")
     ap.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
                     help="override the recipe's label smoothing (0 = plain cross-entropy)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
@@ -89,6 +92,10 @@ def parse_args(argv=None):
     ap.add_argument("--out", default="runs/records")
     ap.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch: a smoke test")
     args = ap.parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        ap.error(f"argument --batch-size: expected an integer >= 1, got {args.batch_size}")
+    if args.lr is not None and not args.lr > 0:       # (also refuses nan)
+        ap.error(f"argument --lr: expected a number > 0, got {args.lr}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         ap.error(f"argument --label-smoothing: expected a number from 0 up to (not including) 1, "
                  f"e.g. 0.1; got {args.label_smoothing}")
@@ -113,8 +120,9 @@ def run(name, args, data, out):
         recipe["flip"] = args.flip
     if args.flip_classes is not None:
         recipe["flip"] = args.flip_classes
-    if args.label_smoothing is not None:
-        recipe["label_smoothing"] = args.label_smoothing
+    for key in ("batch_size", "lr", "label_smoothing"):
+        if getattr(args, key) is not None:
+            recipe[key] = getattr(args, key)
     if args.quick:
         recipe["epochs"] = 1
     model = build_model(name, rng=args.seed)

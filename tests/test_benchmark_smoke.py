@@ -64,12 +64,16 @@ def test_records_quick_run(tmp_path, fold):
         [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
          "--out", str(tmp_path)]
         # the digits' recipe has no flips; --flip (all classes) and --flip-classes (some) override it
-        + (["--fold-pools", "--flip"] if fold else ["--flip-classes", "1,7"]),
+        + (["--fold-pools", "--flip"] if fold else ["--flip-classes", "1,7"])
+        # and the other overrides reach the recipe that trains and is written down
+        + (["--batch-size", "50", "--lr", "0.02", "--label-smoothing", "0.1"] if fold else []),
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "mnist-1398: 1,354 parameters" in done.stdout
     record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
     assert record["recipe"]["flip"] == (True if fold else [1, 7])
+    overrides = dict(batch_size=50, lr=0.02, label_smoothing=0.1) if fold else dict(batch_size=100, lr=0.03)
+    assert {k: record["recipe"].get(k) for k in overrides} == overrides
     assert record["pools_folded"] is fold and len(record["history"]["epoch"]) == 1
     assert record["data"] == "sample"
     # the epoch's seconds, and in brackets those of its training steps alone
@@ -101,8 +105,11 @@ def test_records_validation_run_keeps_its_own_files(tmp_path):
     (["--flip-classes", "0,x"], "expected class labels (integers >= 0) separated by commas"),
     (["--flip-classes", "0,-1"], "expected class labels"),
     (["--flip", "--flip-classes", "0,1"], "not allowed with argument --flip"),
+    (["--label-smoothing", "1"], "argument --label-smoothing: expected a number from 0 up to (not including) 1"),
+    (["--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got 0"),
+    (["--lr", "nan"], "argument --lr: expected a number > 0, got nan"),
 ])
-def test_records_refuses_flip_classes_it_cannot_use(flags, message):
+def test_records_refuses_settings_it_cannot_use(flags, message):
     script = SCRIPT.parent / "records.py"
     done = subprocess.run([sys.executable, str(script), "fashion-1890", *flags],
                           capture_output=True, text=True, timeout=60)
