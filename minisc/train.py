@@ -324,9 +324,8 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     mirrors about half of the classes 0 and 1, never the rest). label_smoothing: train towards
     (1 - eps) * onehot + eps / classes instead of onehot (see SoftmaxCrossEntropy; the losses in
     the history are then the smoothed ones for training, plain cross-entropy for x_val). seed
-    drives the shuffling and
-    the augmentation, so a run is reproducible. save_path: if given, the final model is saved
-    there (atomically).
+    drives the shuffling and the augmentation, so a run is reproducible. save_path: if given,
+    the final model is saved there (atomically).
     callback: if given, ``callback(epoch, model, history)`` is called after every epoch.
     checkpoint_dir: if given, after every epoch the model (with ``metadata`` plus epochs_done
     and final_test_accuracy), the history and the resume state are written there.
