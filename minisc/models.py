@@ -266,7 +266,8 @@ def fold_pools(model):
     them: the same numbers, with ln and exp on a quarter of the elements (but for near-ties
     within float32 rounding; see "Pooling inside the layer" in minisc/layers/scs.py).
     Returns a new Sequential with copies of the weights, the same input shape and metadata;
-    the model passed in is left as it was.
+    the model passed in is left as it was. Only layers of exactly these two classes are
+    folded: a subclass of either (your own forward, say) is copied as it is, unfolded.
     """
     layers, i = list(model.layers), 0
     folded = []

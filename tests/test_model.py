@@ -294,3 +294,21 @@ def test_fold_pools_gives_the_same_network_with_fewer_layers(name):
             np.testing.assert_allclose(b.grads[key], a.grads[key], rtol=1e-8, atol=1e-12, err_msg=f"{a} {key}")
     folded.layers[0].params["w"][...] = 0.0            # copies: the model passed in is untouched
     assert np.abs(model.layers[0].params["w"]).max() > 0
+
+
+def test_fold_pools_leaves_a_subclass_as_it_is():
+    """A tinkerer's own SharpCosSim2D subclass may compute something else: fold_pools must not
+    replace it by the stock layer, and the folded model must give the same outputs."""
+    from minisc.models import fold_pools
+
+    class MySCS(SharpCosSim2D):
+        pass
+
+    model = Sequential([MySCS(1, 2, 3, rng=0, dtype=np.float64), MaxAbsPool2D(2, dtype=np.float64),
+                        SharpCosSim2D(2, 2, 3, rng=1, dtype=np.float64), MaxAbsPool2D(2, dtype=np.float64)],
+                       input_shape=(1, 12, 12))
+    folded = fold_pools(model)
+    assert [type(layer) for layer in folded.layers] == [MySCS, MaxAbsPool2D, SharpCosSim2D]
+    assert folded.layers[2].pool is not None
+    x = np.random.default_rng(0).random((3, 1, 12, 12))
+    np.testing.assert_allclose(folded.forward(x), model.forward(x), rtol=1e-12, atol=1e-14)
