@@ -94,7 +94,8 @@ def test_label_smoothing_value_and_gradient(eps):
     assert value == pytest.approx(-(t * log_p).sum(axis=1).mean(), rel=1e-12)
     g = loss.backward()
     np.testing.assert_allclose(g, _numeric_gradient(SCE(eps), z, labels), atol=1e-8)
-    # each row of the gradient sums to zero, and the true class is still pulled up
+    # each row of the gradient sums to zero; and here, where no true class's probability is
+    # above its target 1 - eps + eps / K yet, every true class is still pulled up
     np.testing.assert_allclose(g.sum(axis=1), 0, atol=1e-12)
     assert np.all(g[np.arange(6), labels] < 0)
 
