@@ -10,6 +10,8 @@
                                                         # ...mirroring clothes but not shoes
     python benchmarks/records.py fashion-1890 --validation 10000 --label-smoothing 0.1
                                                         # ...or training towards smoothed labels
+    python benchmarks/records.py fashion-1890 --validation 10000 --teacher reference
+                                                        # ...or distilled from a larger network
     python benchmarks/records.py fashion-2764 --fold-pools        # the same network, trained faster
     python benchmarks/records.py mnist-1398 --quick --data sample  # a smoke test, offline
 
@@ -78,6 +80,16 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=None, help="override the recipe's (peak) learning rate")
     ap.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
                     help="override the recipe's label smoothing (0 = plain cross-entropy)")
+    ap.add_argument("--teacher", default=None, metavar="MODEL",
+                    help="distil from this model of minisc.models (e.g. reference), trained first on "
+                         "the same data with the same seed and augmentation; its time counts in the total")
+    ap.add_argument("--teacher-epochs", type=int, default=15, metavar="N",
+                    help="the teacher's epochs (default 15)")
+    ap.add_argument("--teacher-lr", type=float, default=0.01, help="the teacher's peak learning rate (default 0.01)")
+    ap.add_argument("--distill-weight", type=float, default=0.5, metavar="A",
+                    help="the teacher's share of the target, from 0 to 1 (default 0.5)")
+    ap.add_argument("--distill-temperature", type=float, default=2.0, metavar="T",
+                    help="the temperature that softens the teacher's probabilities (default 2)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--data", choices=("mnist", "fashion-mnist", "sample"), default=None,
@@ -99,6 +111,14 @@ def parse_args(argv=None):
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         ap.error(f"argument --label-smoothing: expected a number from 0 up to (not including) 1, "
                  f"e.g. 0.1; got {args.label_smoothing}")
+    if args.teacher_epochs < 1:
+        ap.error(f"argument --teacher-epochs: expected an integer >= 1, got {args.teacher_epochs}")
+    if not args.teacher_lr > 0:
+        ap.error(f"argument --teacher-lr: expected a number > 0, got {args.teacher_lr}")
+    if not 0 <= args.distill_weight <= 1:
+        ap.error(f"argument --distill-weight: expected a number from 0 to 1, got {args.distill_weight}")
+    if not args.distill_temperature > 0:
+        ap.error(f"argument --distill-temperature: expected a number > 0, got {args.distill_temperature}")
     return args
 
 
@@ -125,6 +145,11 @@ def run(name, args, data, out):
             recipe[key] = getattr(args, key)
     if args.quick:
         recipe["epochs"] = 1
+    teacher, teacher_record = None, None
+    if args.teacher is not None and not name.endswith("-convnet"):
+        teacher, teacher_record = train_teacher(args, recipe, data)
+        recipe.update(teacher=args.teacher, distill_weight=args.distill_weight,
+                      distill_temperature=args.distill_temperature)
     model = build_model(name, rng=args.seed)
     if args.fold_pools:
         model = fold_pools(model)
@@ -146,22 +171,25 @@ def run(name, args, data, out):
         # follows them; not this report.
         last[0] = time.perf_counter()
 
+    settings = dict(recipe, teacher=teacher) if teacher is not None else recipe
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
-                    seed=args.seed, progress=False, log=lambda *a: None, callback=report, **recipe)
+                    seed=args.seed, progress=False, log=lambda *a: None, callback=report, **settings)
+    # The teacher's training is part of the recipe, so its minutes count in the total.
+    total_minutes = (sum(epoch_seconds) + (teacher_record["seconds"] if teacher_record else 0)) / 60
     _, final = evaluate(model, data["x_test"], data["y_test"])
     target = TARGETS[data_name]
     print(f"{name}: {model.n_params:,} parameters, {data['held_out']} accuracy after the last epoch "
           f"{final:.4f} (target {target:.2f}: {'met' if final >= target else 'missed'}); "
           f"{np.median(epoch_seconds):.1f} s per epoch (median; training steps alone "
-          f"{np.median(history['train_seconds']):.1f} s), {sum(epoch_seconds) / 60:.1f} min in all",
-          flush=True)
+          f"{np.median(history['train_seconds']):.1f} s), {total_minutes:.1f} min in all"
+          + (" (the teacher's training included)" if teacher_record else ""), flush=True)
 
     split = "-validation" if data["held_out"] == "validation" else ""
     stem = out / f"{name}{split}-seed{args.seed}"
     record = dict(model=name, n_params=model.n_params, seed=args.seed, recipe=recipe, data=data_name,
                   held_out=data["held_out"], final_accuracy=final, target=target,
                   epoch_seconds=epoch_seconds, threads=threads, parallel_mode=parallel_mode,
-                  pools_folded=args.fold_pools,
+                  pools_folded=args.fold_pools, teacher=teacher_record,
                   history=history)
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
     command = "python benchmarks/records.py " + " ".join(sys.argv[1:])
@@ -171,6 +199,32 @@ def run(name, args, data, out):
     plot(record, stem.with_suffix(".png"))
     print(f"wrote {stem}.json, .npz and .png", flush=True)
     return record
+
+
+def train_teacher(args, recipe, data):
+    """The teacher for distillation: args.teacher trained on the student's training images, with
+    the student's seed, batch size and augmentation, its own epochs and learning rate, in
+    evaluation mode afterwards. Returns it and a summary for the JSON."""
+    from minisc.models import build_model, fold_pools
+    from minisc.train import evaluate, train
+
+    settings = {k: v for k, v in recipe.items() if k not in ("label_smoothing",)}
+    settings.update(epochs=args.teacher_epochs, lr=args.teacher_lr)
+    if args.quick:
+        settings["epochs"] = 1
+    teacher = build_model(args.teacher, rng=args.seed)
+    if args.fold_pools:
+        teacher = fold_pools(teacher)
+    start = time.perf_counter()
+    train(teacher, data["x_train"], data["y_train"], seed=args.seed, progress=False,
+          log=lambda *a: None, **settings)
+    seconds = time.perf_counter() - start
+    _, accuracy = evaluate(teacher, data["x_test"], data["y_test"])
+    teacher.eval()
+    print(f"teacher {args.teacher}: {teacher.n_params:,} parameters, {settings['epochs']} epochs in "
+          f"{seconds / 60:.1f} min, {data['held_out']} accuracy {accuracy:.4f}", flush=True)
+    return teacher, dict(model=args.teacher, n_params=teacher.n_params, recipe=settings,
+                         seconds=seconds, final_accuracy=accuracy)
 
 
 def plot(record, path):
@@ -202,8 +256,13 @@ def main(argv=None):
             raise RuntimeError("records.py: --threads must be set before NumPy is imported")
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINISC_NUM_THREADS"):
             os.environ[var] = str(args.threads)
-    from minisc.models import RECIPES
+    from minisc.models import MODELS, RECIPES
     from minisc.train import load_dataset
+
+    if args.teacher is not None and args.teacher not in MODELS:
+        print(f"records.py: error: argument --teacher: expected one of {', '.join(sorted(MODELS))}; "
+              f"got {args.teacher!r}", file=sys.stderr)
+        return 2
 
     data = load_dataset(args.data or RECIPES[args.model]["data"], quick=args.quick)
     if args.validation:

@@ -7,7 +7,7 @@ import numpy as np
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer labels.
 
-    forward(logits (N, classes), labels (N,) ints) -> float, the mean loss
+    forward(logits (N, classes), labels (N,) ints, teacher_probs=None) -> float, the mean loss
     backward() -> dL/dlogits (N, classes) = (softmax(logits) - target) / N
 
     The target is onehot(labels), or with label_smoothing = eps > 0 the smoothed
@@ -16,26 +16,61 @@ class SoftmaxCrossEntropy:
     1 and stops pushing its logits apart once they are far enough (Szegedy et al., "Rethinking
     the Inception Architecture", 2016). The loss is then -mean_n sum_k target_nk log p_nk.
 
+    Knowledge distillation (Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural
+    Network", 2015): with distill_weight = a > 0, forward also takes teacher_probs, (N, classes),
+    another network's class probabilities for the same images, and the target becomes
+
+        (1 - a) * (the target above) + a * teacher_probs
+
+    so the network learns which wrong classes an image resembles, not only its label. Label
+    smoothing is the special case of a teacher that finds every class equally likely. (Hinton et
+    al. also soften the student's own softmax by the temperature and scale the loss by T^2;
+    here only the teacher's probabilities are softened, by whoever computes them, so the
+    gradient keeps its form (p - t) / N.)
+
     Numerically stable: log softmax is computed as z - max(z) - log(sum(exp(z - max(z)))), so
     large logits never overflow exp.
     """
 
-    def __init__(self, label_smoothing=0.0):
-        eps = label_smoothing
-        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) \
-                or not 0.0 <= eps < 1.0:
-            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be a number from 0 up to "
-                             f"(not including) 1, got {label_smoothing!r}")
-        self.label_smoothing = float(eps)
+    def __init__(self, label_smoothing=0.0, distill_weight=0.0):
+        for name, value, top in (("label_smoothing", label_smoothing, "(not including) 1"),
+                                 ("distill_weight", distill_weight, "1")):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                    or not (0.0 <= value < 1.0 or (name == "distill_weight" and value == 1.0)):
+                raise ValueError(f"SoftmaxCrossEntropy: {name} must be a number from 0 up to "
+                                 f"{top}, got {value!r}")
+        self.label_smoothing = float(label_smoothing)
+        self.distill_weight = float(distill_weight)
 
     def _target(self, labels, n_classes, dtype):
-        """(N, classes): onehot(labels), smoothed towards the uniform distribution by eps."""
+        """(N, classes): onehot(labels), smoothed towards the uniform distribution by eps, then
+        mixed with the teacher's probabilities (if any) by distill_weight."""
         eps = self.label_smoothing
         target = np.full((len(labels), n_classes), eps / n_classes, dtype=dtype)
         target[np.arange(len(labels)), labels] += 1.0 - eps
+        if self._teacher_probs is not None:
+            a = self.distill_weight
+            target = (1.0 - a) * target + a * self._teacher_probs.astype(dtype, copy=False)
         return target
 
-    def forward(self, logits, labels):
+    def _check_teacher(self, teacher_probs, shape):
+        """teacher_probs as an array of the logits' shape, or an error saying what is wrong."""
+        if self.distill_weight == 0.0:
+            if teacher_probs is not None:
+                raise ValueError("SoftmaxCrossEntropy: teacher_probs given, but distill_weight is 0, "
+                                 "so they would be ignored; create the loss with distill_weight > 0")
+            return None
+        if teacher_probs is None:
+            raise ValueError(f"SoftmaxCrossEntropy: distill_weight is {self.distill_weight}, so "
+                             "forward() needs teacher_probs, the teacher's class probabilities "
+                             f"of shape {shape}")
+        teacher_probs = np.asarray(teacher_probs)
+        if teacher_probs.shape != shape:
+            raise ValueError(f"SoftmaxCrossEntropy: expected teacher_probs of the logits' shape "
+                             f"{shape}, got {teacher_probs.shape}")
+        return teacher_probs
+
+    def forward(self, logits, labels, teacher_probs=None):
         if not isinstance(logits, np.ndarray) or logits.ndim != 2:
             got = getattr(logits, "shape", type(logits).__name__)
             raise ValueError(f"SoftmaxCrossEntropy: expected logits of shape (N, classes), got {got}")
@@ -44,12 +79,14 @@ class SoftmaxCrossEntropy:
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {n_classes - 1}], got "
                              f"values from {labels.min()} to {labels.max()}")
+        teacher_probs = self._check_teacher(teacher_probs, logits.shape)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         log_probs = shifted - log_sum                                   # (N, classes)
         self._probs = np.exp(log_probs)
         self._labels = labels
-        if self.label_smoothing == 0.0:                                 # onehot: pick one entry per row
+        self._teacher_probs = teacher_probs
+        if self.label_smoothing == 0.0 and teacher_probs is None:      # onehot: pick one entry per row
             return float(-log_probs[np.arange(len(labels)), labels].mean())
         target = self._target(labels, n_classes, log_probs.dtype)
         return float(-(target * log_probs).sum(axis=1).mean())

@@ -149,19 +149,20 @@ def random_shift(x, max_shift, rng):
     return views[np.arange(n), :, dy, dx]                     # (N, C, H, W)
 
 
-def random_flip(x, rng, labels=None, classes=None):
+def random_flip(x, rng, labels=None, classes=None, return_mask=False):
     """Mirror about half of the images left-right, each chosen at random: (N, C, H, W) -> same.
 
     With ``labels`` (one per image) and ``classes`` (a list of labels), only images of those
     classes are ever mirrored: the ones whose mirror image is still a likely picture of them.
     (Fashion-MNIST's shirts and bags, say, but not its shoes, which all point the same way.)
+    With return_mask=True, also returns which images were mirrored, a boolean array (N,).
     """
     flip = rng.random(len(x)) < 0.5
     if classes is not None:
         flip &= np.isin(labels, classes)
     out = x.copy()
     out[flip] = x[flip, :, :, ::-1]
-    return out
+    return (out, flip) if return_mask else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,10 +311,55 @@ def read_resume_state(folder):
     return state, opt_state, history
 
 
+def softmax(logits, temperature=1.0):
+    """Row-wise softmax(logits / temperature), computed without overflow: (N, classes) -> same."""
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class TeacherTargets:
+    """A trained teacher's class probabilities, softened by a temperature, for distillation.
+
+    targets(idx, xb, mirrored) -> (len(idx), classes): the teacher's softmax(logits / T) for the
+    training images idx as the student sees them, xb, of which the rows ``mirrored`` are mirror
+    images. A teacher is only run forward, in evaluation mode, and never trained.
+
+    Without random shifts an image reaches the student in one of two forms, as it is or
+    mirrored, so the teacher's logits for both forms of every training image are computed once,
+    before the first epoch (two passes over the training set, or one without flips), and
+    looked up after that: exactly what running the teacher on every batch would give, for a
+    fraction of the time. With shifts, every batch is new and the teacher runs on it.
+    """
+
+    def __init__(self, teacher, x_train, temperature, shift, flip):
+        if not hasattr(teacher, "predict"):
+            raise TypeError(f"train: teacher must be a trained model (with forward() and predict()), "
+                            f"got {type(teacher).__name__}")
+        self.teacher, self.temperature = teacher, float(temperature)
+        self.cached = None
+        if shift == 0:
+            plain = teacher.predict(x_train)
+            mirrored = teacher.predict(x_train[..., ::-1]) if flip is not False else None
+            self.cached = (plain, mirrored)
+
+    def targets(self, idx, xb, mirrored):
+        if self.cached is None:
+            logits = self.teacher.predict(xb)
+        else:
+            plain, flipped = self.cached
+            logits = plain[idx]
+            if mirrored is not None and mirrored.any():
+                logits[mirrored] = flipped[idx[mirrored]]
+        return softmax(logits, self.temperature)
+
+
 def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_size=64, lr=0.01,
           optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, label_smoothing=0.0,
-          seed=0, progress=True, save_path=None, callback=None, log=print, checkpoint_dir=None,
-          metadata=None, resume=False):
+          teacher=None, distill_weight=0.5, distill_temperature=2.0, seed=0, progress=True,
+          save_path=None, callback=None, log=print, checkpoint_dir=None, metadata=None,
+          resume=False):
     """Train ``model`` with mini-batch gradient descent; returns the history.
 
     x_train: float32 (N, 1, H, W); y_train: int labels (N,); x_val, y_val likewise (optional,
@@ -323,8 +369,13 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     every batch left-right (True), or only of the images whose labels are in a list (flip=[0, 1]
     mirrors about half of the classes 0 and 1, never the rest). label_smoothing: train towards
     (1 - eps) * onehot + eps / classes instead of onehot (see SoftmaxCrossEntropy; the losses in
-    the history are then the smoothed ones for training, plain cross-entropy for x_val). seed
-    drives the shuffling and the augmentation, so a run is reproducible. save_path: if given,
+    the history are then the smoothed ones for training, plain cross-entropy for x_val).
+    teacher: a trained model to distil from (knowledge distillation): the target becomes
+    (1 - distill_weight) * (the label's target) + distill_weight * the teacher's
+    softmax(logits / distill_temperature) for the same, augmented, image (see
+    SoftmaxCrossEntropy and TeacherTargets; the teacher is not changed). seed
+    drives the shuffling and the augmentation, so a run is reproducible, with or without a
+    teacher: the same seed shuffles and mirrors the same images either way. save_path: if given,
     the final model is saved there (atomically).
     callback: if given, ``callback(epoch, model, history)`` is called after every epoch.
     checkpoint_dir: if given, after every epoch the model (with ``metadata`` plus epochs_done
@@ -338,6 +389,15 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     order, per epoch).
     """
     _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing)
+    if teacher is not None:
+        def number(v):
+            return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+        if not (number(distill_weight) and 0 <= distill_weight <= 1):
+            raise ValueError(f"train: distill_weight must be a number from 0 to 1, got {distill_weight!r}")
+        if not (number(distill_temperature) and distill_temperature > 0):
+            raise ValueError(f"train: distill_temperature must be a number > 0, got {distill_temperature!r}")
+        if distill_weight == 0:
+            teacher = None                  # nothing of the teacher would reach the target
     flip_classes = None if isinstance(flip, (bool, np.bool_)) else list(flip)
     x_train = np.asarray(x_train)
     if x_train.ndim != 4:
@@ -349,7 +409,9 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     if resume and checkpoint_dir is None:
         raise ValueError("train: resume=True needs the checkpoint_dir of the run to continue")
     rng = np.random.default_rng(seed)
-    loss_fn = SoftmaxCrossEntropy(label_smoothing)
+    loss_fn = SoftmaxCrossEntropy(label_smoothing, distill_weight if teacher is not None else 0.0)
+    teacher_targets = None if teacher is None else TeacherTargets(
+        teacher, x_train, distill_temperature, shift, flip)
     opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     steps_per_epoch = math.ceil(len(y_train) / batch_size)
     total_steps = epochs * steps_per_epoch
@@ -385,8 +447,9 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb = random_shift(x_train[idx], shift, rng)
                 yb = y_train[idx]
+                mirrored = None
                 if flip:
-                    xb = random_flip(xb, rng, yb, flip_classes)
+                    xb, mirrored = random_flip(xb, rng, yb, flip_classes, return_mask=True)
                 if schedule == "one-cycle":
                     opt.lr, beta1 = one_cycle_at(step, total_steps, lr)
                     if isinstance(opt, Adam):
@@ -394,7 +457,8 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
                 else:
                     opt.lr = lr_at(step, total_steps, warmup, lr)
                 logits = model.forward(xb)
-                loss = loss_fn.forward(logits, yb)
+                soft = None if teacher_targets is None else teacher_targets.targets(idx, xb, mirrored)
+                loss = loss_fn.forward(logits, yb, soft)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"train: the loss became {loss} at epoch {epoch}, step {b} (learning rate "

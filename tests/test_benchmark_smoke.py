@@ -85,6 +85,32 @@ def test_records_quick_run(tmp_path, fold):
     assert model.metadata["final_accuracy"] == record["final_accuracy"]
 
 
+def test_records_quick_run_with_a_teacher(tmp_path):
+    """--teacher trains the teacher first (its own epochs and learning rate, the student's seed
+    and data), then the student distilled from it; the JSON says so, and the student's recipe
+    carries the distillation settings. The ConvNet twin is trained without a teacher."""
+    import json
+
+    script = SCRIPT.parent / "records.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
+         "--out", str(tmp_path), "--teacher", "scs-tiny", "--teacher-lr", "0.02",
+         "--distill-weight", "0.7", "--distill-temperature", "3", "--twin"],
+        capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "teacher scs-tiny: 1,935 parameters, 1 epochs" in done.stdout
+    assert "(the teacher's training included)" in done.stdout
+    record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
+    assert {k: record["recipe"][k] for k in ("teacher", "distill_weight", "distill_temperature")} == \
+        dict(teacher="scs-tiny", distill_weight=0.7, distill_temperature=3.0)
+    teacher = record["teacher"]
+    assert teacher["model"] == "scs-tiny" and teacher["n_params"] == 1935 and teacher["seconds"] > 0
+    assert teacher["recipe"]["lr"] == 0.02 and teacher["recipe"]["epochs"] == 1
+    assert 0 <= teacher["final_accuracy"] <= 1
+    twin = json.loads((tmp_path / "mnist-1398-convnet-seed0.json").read_text())
+    assert twin["teacher"] is None and "teacher" not in twin["recipe"]
+
+
 def test_records_validation_run_keeps_its_own_files(tmp_path):
     """A validation run and a test run of the same seed must not overwrite each other."""
     import json
@@ -108,6 +134,12 @@ def test_records_validation_run_keeps_its_own_files(tmp_path):
     (["--label-smoothing", "1"], "argument --label-smoothing: expected a number from 0 up to (not including) 1"),
     (["--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got 0"),
     (["--lr", "nan"], "argument --lr: expected a number > 0, got nan"),
+    (["--teacher", "resnet"], "argument --teacher: expected one of convnet, fashion-1890"),
+    (["--teacher", "reference", "--teacher-epochs", "0"], "argument --teacher-epochs: expected an integer >= 1"),
+    (["--teacher", "reference", "--teacher-lr", "0"], "argument --teacher-lr: expected a number > 0"),
+    (["--teacher", "reference", "--distill-weight", "1.5"], "argument --distill-weight: expected a number from 0 to 1"),
+    (["--teacher", "reference", "--distill-temperature", "-1"],
+     "argument --distill-temperature: expected a number > 0"),
 ])
 def test_records_refuses_settings_it_cannot_use(flags, message):
     script = SCRIPT.parent / "records.py"

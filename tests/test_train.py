@@ -138,3 +138,69 @@ def test_auto_data_uses_full_mnist_when_present(monkeypatch):
     assert loaded["x_test"].dtype == np.float32 and loaded["x_test"].max() <= 1.0
     with pytest.raises(ValueError, match="unknown data set 'digits'"):
         load_dataset("digits")
+
+
+def test_teacher_targets_cached_are_the_teachers_probabilities_for_the_augmented_batch():
+    """Without shifts, TeacherTargets computes the teacher's logits once for every training
+    image as it is and mirrored, and looks them up: the result must be what running the teacher
+    on the batch the student sees gives. With shifts it runs the teacher on the batch."""
+    from minisc.train import TeacherTargets, random_flip, softmax
+    data = load_dataset("sample", quick=True, log=lambda *a: None)
+    x, y = data["x_train"][:200], data["y_train"][:200]
+    teacher = build_model("scs-tiny", rng=1)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(200)[:64]
+    for flip in (False, True, [0, 1, 2, 3]):
+        targets = TeacherTargets(teacher, x, 2.0, shift=0, flip=flip)
+        assert targets.cached is not None and (targets.cached[1] is None) == (flip is False)
+        xb, mirrored = x[idx], None
+        if flip is not False:
+            xb, mirrored = random_flip(xb, rng, y[idx], None if flip is True else flip, return_mask=True)
+            assert mirrored.any() and not mirrored.all()
+        expected = softmax(teacher.predict(xb), temperature=2.0)
+        np.testing.assert_allclose(targets.targets(idx, xb, mirrored), expected, rtol=1e-5, atol=1e-7)
+    online = TeacherTargets(teacher, x, 1.0, shift=2, flip=True)
+    xb = random_shift(x[idx], 2, rng)
+    assert online.cached is None
+    np.testing.assert_array_equal(online.targets(idx, xb, None), softmax(teacher.predict(xb)))
+    assert teacher.training                 # predict() puts the mode back
+
+
+def test_softmax_temperature():
+    from minisc.train import softmax
+    z = np.array([[2.0, 0.0, 1000.0], [1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(softmax(z).sum(axis=1), 1)
+    np.testing.assert_allclose(softmax(z)[0], [0, 0, 1])
+    np.testing.assert_allclose(softmax(np.array([[np.log(4.0), 0.0]]), temperature=2.0), [[2 / 3, 1 / 3]])
+
+
+def test_distillation_in_train_changes_the_steps_not_the_teacher_or_the_data_order():
+    """A teacher with distill_weight 0 trains exactly as no teacher (the same shuffles and
+    flips: the teacher takes nothing from the random stream); with weight 0.5 the steps differ;
+    the teacher's weights are left as they were; bad settings are refused before training."""
+    data = load_dataset("sample", quick=True, log=lambda *a: None)
+    x, y = data["x_train"][:128], data["y_train"][:128]
+    teacher = build_model("scs-tiny", rng=1)
+    before = [{k: v.copy() for k, v in layer.params.items()} for layer in teacher.layers]
+    runs = {}
+    for key, extra in (("none", {}), ("w0", dict(teacher=teacher, distill_weight=0.0)),
+                       ("w0.5", dict(teacher=teacher, distill_weight=0.5, distill_temperature=3.0))):
+        model = build_model("scs-tiny", rng=0)
+        runs[key] = (model, train(model, x, y, x, y, epochs=1, lr=0.02, batch_size=32, seed=0, flip=True,
+                                  progress=False, log=lambda *a: None, **extra))
+    assert runs["w0"][1]["train_loss"] == runs["none"][1]["train_loss"]
+    np.testing.assert_array_equal(runs["w0"][0].layers[-1].params["w"], runs["none"][0].layers[-1].params["w"])
+    assert runs["w0.5"][1]["train_loss"] != runs["none"][1]["train_loss"]
+    assert not np.array_equal(runs["w0.5"][0].layers[-1].params["w"], runs["none"][0].layers[-1].params["w"])
+    for layer, saved in zip(teacher.layers, before):
+        for k, v in layer.params.items():
+            np.testing.assert_array_equal(v, saved[k])
+    bad = [(dict(teacher=teacher, distill_temperature=0), "distill_temperature must be a number > 0"),
+           (dict(teacher=teacher, distill_temperature=float("nan")), "distill_temperature must be a number > 0"),
+           (dict(teacher=teacher, distill_weight=1.5), "distill_weight must be a number from 0 to 1"),
+           (dict(teacher=teacher, distill_weight="0.5"), "distill_weight must be a number from 0 to 1")]
+    for extra, message in bad:
+        with pytest.raises(ValueError, match=message):
+            train(build_model("scs-tiny", rng=0), x, y, epochs=1, progress=False, **extra)
+    with pytest.raises(TypeError, match="teacher must be a trained model"):
+        train(build_model("scs-tiny", rng=0), x, y, epochs=1, progress=False, teacher="reference")

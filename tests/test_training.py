@@ -170,3 +170,56 @@ def test_log_steps_change_a_parameter_by_a_fraction_of_itself():
     Adam(layer, lr=0.02).step()
     np.testing.assert_allclose(layer.params["p"], np.array([1.0, 4.0]) * np.exp(-0.01), rtol=1e-6)
     np.testing.assert_allclose(layer.params["q"], 0.1 - 0.02, rtol=1e-6)
+
+
+@pytest.mark.parametrize("a,eps", [(0.3, 0.0), (0.7, 0.1), (1.0, 0.0)])
+def test_distillation_value_and_gradient(a, eps):
+    """With a teacher, the target is (1 - a) * (onehot, smoothed by eps) + a * teacher_probs;
+    the loss is -mean sum_k t_k log p_k and its gradient (p - t) / N matches finite differences
+    in float64."""
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((6, 5))
+    labels = np.array([0, 3, 4, 1, 1, 2])
+    teacher = rng.random((6, 5)) + 0.1
+    teacher /= teacher.sum(axis=1, keepdims=True)
+    loss = SCE(label_smoothing=eps, distill_weight=a)
+    value = loss.forward(z, labels, teacher)
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    t = np.full(z.shape, eps / 5)
+    t[np.arange(6), labels] += 1 - eps
+    t = (1 - a) * t + a * teacher
+    assert value == pytest.approx(-(t * log_p).sum(axis=1).mean(), rel=1e-12)
+    g = loss.backward()
+    np.testing.assert_allclose(g, (np.exp(log_p) - t) / 6, atol=1e-12)
+
+    class WithTeacher(SCE):             # the same loss, the teacher fixed, for _numeric_gradient
+        def forward(self, logits, labels):
+            return super().forward(logits, labels, teacher)
+    np.testing.assert_allclose(g, _numeric_gradient(WithTeacher(eps, a), z, labels), atol=1e-8)
+    np.testing.assert_allclose(g.sum(axis=1), 0, atol=1e-12)
+
+
+def test_distillation_with_weight_1_fits_the_teacher_not_the_labels():
+    """At distill_weight 1 the labels no longer matter, and the loss is smallest, with a zero
+    gradient, where the network's probabilities are the teacher's."""
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    loss = SCE(distill_weight=1.0)
+    z = np.log(teacher)
+    value = loss.forward(z, np.array([2, 0]), teacher)
+    np.testing.assert_allclose(loss.backward(), 0, atol=1e-15)
+    assert value == pytest.approx(loss.forward(z, np.array([0, 1]), teacher))
+    assert loss.forward(z + [[0.1, 0, 0], [0, 0.2, 0]], np.array([2, 0]), teacher) > value
+
+
+def test_distillation_refuses_missing_or_misshapen_teacher_probs():
+    z, labels = np.zeros((2, 3)), np.array([0, 1])
+    with pytest.raises(ValueError, match="distill_weight is 0.5, so forward.. needs teacher_probs"):
+        SCE(distill_weight=0.5).forward(z, labels)
+    with pytest.raises(ValueError, match="teacher_probs given, but distill_weight is 0"):
+        SCE().forward(z, labels, np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match=r"expected teacher_probs of the logits' shape \(2, 3\), got \(3, 2\)"):
+        SCE(distill_weight=0.5).forward(z, labels, np.full((3, 2), 0.5))
+    for bad in (-0.1, 1.5, "0.5", True, float("nan")):
+        with pytest.raises(ValueError, match="distill_weight must be a number from 0 up to 1"):
+            SCE(distill_weight=bad)
