@@ -544,10 +544,22 @@ def smoothing_type(text):
     return value
 
 
+def weight_type(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, e.g. 0.5; got {text!r}")
+    return value
+
+
 # The flags that set how a run trains. --resume takes them from the run itself, so giving one
 # with it is a contradiction, refused rather than silently ignored.
 _RUN_FLAGS = ("model", "data", "epochs", "lr", "batch_size", "schedule", "shift", "flip",
-              "label_smoothing", "seed", "out", "quick", "threads")
+              "label_smoothing", "teacher", "distill_weight", "distill_temperature", "seed", "out",
+              "quick", "threads")
+_DISTILL_FLAGS = ("teacher", "distill_weight", "distill_temperature")
 
 
 def _parser():
@@ -569,6 +581,13 @@ def _parser():
     parser.add_argument("--label-smoothing", type=smoothing_type, default=None, metavar="EPS",
                         help="train towards (1 - EPS) * onehot + EPS / classes (default: the recipe's, "
                              "usually 0)")
+    parser.add_argument("--teacher", default=None, metavar="MODEL.npz",
+                        help="distil from this trained model (a file saved by minisc, e.g. an earlier "
+                             "run's model.npz): train towards its class probabilities as well as the labels")
+    parser.add_argument("--distill-weight", type=weight_type, default=None, metavar="A",
+                        help="with --teacher: the teacher's share of the target (default 0.5)")
+    parser.add_argument("--distill-temperature", type=positive_float, default=None, metavar="T",
+                        help="with --teacher: the temperature that softens its probabilities (default 2)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="default: 0")
     parser.add_argument("--out", default=None, help="folder for model.npz and history.json (default: runs/latest)")
     parser.add_argument("--quick", action="store_true", default=None,
@@ -597,14 +616,32 @@ def _check_out(parser, out):
         parser.error(f"argument --out: the folder {out} is not writable; expected a folder you can write in")
 
 
+def _check_teacher_file(parser, path):
+    """--teacher must name a model file minisc can load."""
+    if not Path(path).is_file():
+        parser.error(f"argument --teacher: {path} is not a file; expected a model saved by minisc, "
+                     "e.g. runs/scs/model.npz")
+    try:
+        load_model(path)
+    except (ValueError, OSError) as err:
+        parser.error(f"argument --teacher: cannot load {path}: {err}")
+
+
 def _plan(parser, args):
     """(model name, data, quick, seed, settings, out, resuming) for this invocation, all checked."""
     if args.resume is None:
         name = args.model or "scs"
         settings = dict(RECIPES[name])
-        for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip", "label_smoothing"):
+        for key in ("data", "epochs", "lr", "batch_size", "schedule", "shift", "flip", "label_smoothing",
+                    *_DISTILL_FLAGS):
             if getattr(args, key) is not None:
                 settings[key] = getattr(args, key)
+        if "teacher" not in settings and (args.distill_weight is not None
+                                          or args.distill_temperature is not None):
+            parser.error("arguments --distill-weight and --distill-temperature need --teacher "
+                         "MODEL.npz, the trained model to distil from")
+        if "teacher" in settings:
+            _check_teacher_file(parser, settings["teacher"])
         if args.quick and args.epochs is None:
             settings["epochs"] = 1
         out = Path(args.out or "runs/latest")
@@ -671,9 +708,11 @@ def _run(args, name, data_name, quick, seed, settings, out, resuming, done):
     print(f"training: {settings}, seed {seed}")
     metadata = {"model": name, "data": data_name, "epochs": settings["epochs"], "quick": quick,
                 "seed": seed, "settings": settings, "threads": get_num_threads()}
+    # The settings name the teacher by its file; train() wants the model itself.
+    teacher = {"teacher": load_model(settings["teacher"])} if "teacher" in settings else {}
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                     seed=seed, progress=not args.no_progress, checkpoint_dir=out, metadata=metadata,
-                    resume=resuming, **settings)
+                    resume=resuming, **dict(settings, **teacher))
     print(f"test accuracy: {history['val_acc'][-1]:.4f} on {len(data['y_test']):,} held-out images "
           f"({data['description']}); training took {history['seconds'][-1]:.0f} s")
     print(f"saved model:   {out / MODEL_FILE}  (minisc.load it)")

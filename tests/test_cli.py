@@ -19,6 +19,7 @@ import pytest
 
 import minisc
 from minisc import train as mtrain
+from minisc.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,6 +59,11 @@ def no_work(monkeypatch):
                                  "including) 1, e.g. 0.1; got '1'"),
     (["--label-smoothing", "-0.1"], "argument --label-smoothing: expected a number from 0 up to"),
     (["--label-smoothing", "nan"], "argument --label-smoothing: expected a number from 0 up to"),
+    (["--distill-weight", "1.5"], "argument --distill-weight: expected a number from 0 to 1, e.g. 0.5; got '1.5'"),
+    (["--distill-temperature", "0"], "argument --distill-temperature: expected a number > 0, got 0"),
+    (["--distill-weight", "0.5"], "arguments --distill-weight and --distill-temperature need --teacher"),
+    (["--teacher", "no/such/model.npz"], "argument --teacher: no/such/model.npz is not a file; expected a "
+                                         "model saved by minisc"),
 ])
 def test_bad_numbers_are_refused_in_one_line(capsys, no_work, tmp_path, argv, expected):
     err = _refused(capsys, [*argv, "--out", str(tmp_path / "run")])
@@ -189,3 +195,24 @@ def test_threads_flag_runs_a_recipe_with_class_flips(tmp_path):
     meta = minisc.load(tmp_path / "r" / "model.npz").metadata
     assert meta["threads"] == 1
     assert list(meta["settings"]["flip"]) == [0, 1, 2, 3, 4, 6, 8]
+
+
+def test_a_teacher_file_that_is_not_a_model_is_refused(capsys, no_work, tmp_path):
+    junk = tmp_path / "notes.npz"
+    junk.write_bytes(b"not a model")
+    err = _refused(capsys, ["--teacher", str(junk), "--out", str(tmp_path / "run")])
+    assert f"argument --teacher: cannot load {junk}" in err
+    assert not (tmp_path / "run").exists()
+    err = _refused(capsys, ["--resume", str(tmp_path), "--teacher", str(junk)])
+    assert "continues a run with its own settings; drop --teacher" in err
+
+
+def test_teacher_flag_distils_from_a_saved_model(tmp_path):
+    """--teacher MODEL.npz: a quick run distilled from a saved model; the settings name the file
+    and the distillation settings, so the run says how it was trained."""
+    teacher = tmp_path / "teacher.npz"
+    build_model("scs-tiny", rng=3).save(teacher)
+    assert mtrain.main(["--model", "scs-tiny", "--quick", "--data", "sample", "--no-progress",
+                        "--teacher", str(teacher), "--distill-weight", "0.8", "--out", str(tmp_path / "r")]) == 0
+    settings = minisc.load(tmp_path / "r" / "model.npz").metadata["settings"]
+    assert settings["teacher"] == str(teacher) and settings["distill_weight"] == 0.8
