@@ -91,7 +91,7 @@ print(f"one full 3x3 SCS layer 32 -> 20 would cost {full.n_params:,} on its own"
 # Digits are randomly cropped, 28 pixels from a 2-pixel zero border (shifts of up to 2
 # pixels), and never mirrored (a mirrored 2 is not a 2); clothes are mirrored left-right at
 # random and not shifted: on a validation split, shifts cost the 2,764-parameter network a
-# point of accuracy (too small a network to use harder training images; see the README).
+# point of accuracy (too small a network to use harder training images; see benchmarks/results/NOTEBOOK.md).
 #
 # The full recipes take most of an hour each; here `mnist-1398` trains for two epochs on the
 # embedded sample, enough to watch it learn. The real thing is one command, printed below.
