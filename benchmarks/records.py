@@ -80,16 +80,21 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=None, help="override the recipe's (peak) learning rate")
     ap.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
                     help="override the recipe's label smoothing (0 = plain cross-entropy)")
-    ap.add_argument("--teacher", default=None, metavar="MODEL",
-                    help="distil from this model of minisc.models (e.g. reference), trained first on "
-                         "the same data with the same seed and augmentation; its time counts in the total")
-    ap.add_argument("--teacher-epochs", type=int, default=15, metavar="N",
-                    help="the teacher's epochs (default 15)")
-    ap.add_argument("--teacher-lr", type=float, default=0.01, help="the teacher's peak learning rate (default 0.01)")
-    ap.add_argument("--distill-weight", type=float, default=0.5, metavar="A",
-                    help="the teacher's share of the target, from 0 to 1 (default 0.5)")
-    ap.add_argument("--distill-temperature", type=float, default=2.0, metavar="T",
-                    help="the temperature that softens the teacher's probabilities (default 2)")
+    teachers = ap.add_mutually_exclusive_group()
+    teachers.add_argument("--teacher", default=None, metavar="MODEL",
+                          help="distil from this model of minisc.models (e.g. reference), trained first on "
+                               "the same data with the same seed and augmentation; its time counts in the total")
+    teachers.add_argument("--no-teacher", action="store_true",
+                          help="train without the teacher the recipe names, if any")
+    ap.add_argument("--teacher-epochs", type=int, default=None, metavar="N",
+                    help="the teacher's epochs (default: the recipe's, else 15)")
+    ap.add_argument("--teacher-lr", type=float, default=None,
+                    help="the teacher's peak learning rate (default: the recipe's, else 0.01)")
+    ap.add_argument("--distill-weight", type=float, default=None, metavar="A",
+                    help="the teacher's share of the target, from 0 to 1 (default: the recipe's, else 0.5)")
+    ap.add_argument("--distill-temperature", type=float, default=None, metavar="T",
+                    help="the temperature that softens the teacher's probabilities (default: the "
+                         "recipe's, else 2)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--data", choices=("mnist", "fashion-mnist", "sample"), default=None,
@@ -111,13 +116,13 @@ def parse_args(argv=None):
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         ap.error(f"argument --label-smoothing: expected a number from 0 up to (not including) 1, "
                  f"e.g. 0.1; got {args.label_smoothing}")
-    if args.teacher_epochs < 1:
+    if args.teacher_epochs is not None and args.teacher_epochs < 1:
         ap.error(f"argument --teacher-epochs: expected an integer >= 1, got {args.teacher_epochs}")
-    if not args.teacher_lr > 0:
+    if args.teacher_lr is not None and not args.teacher_lr > 0:
         ap.error(f"argument --teacher-lr: expected a number > 0, got {args.teacher_lr}")
-    if not 0 <= args.distill_weight <= 1:
+    if args.distill_weight is not None and not 0 <= args.distill_weight <= 1:
         ap.error(f"argument --distill-weight: expected a number from 0 to 1, got {args.distill_weight}")
-    if not args.distill_temperature > 0:
+    if args.distill_temperature is not None and not args.distill_temperature > 0:
         ap.error(f"argument --distill-temperature: expected a number > 0, got {args.distill_temperature}")
     return args
 
@@ -146,10 +151,9 @@ def run(name, args, data, out):
     if args.quick:
         recipe["epochs"] = 1
     teacher, teacher_record = None, None
-    if args.teacher is not None and not name.endswith("-convnet"):
-        teacher, teacher_record = train_teacher(args, recipe, data)
-        recipe.update(teacher=args.teacher, distill_weight=args.distill_weight,
-                      distill_temperature=args.distill_temperature)
+    spec = teacher_spec(args, recipe, twin=name.endswith("-convnet"))
+    if spec is not None:
+        teacher, teacher_record = train_teacher(args, spec, recipe, data)
     model = build_model(name, rng=args.seed)
     if args.fold_pools:
         model = fold_pools(model)
@@ -201,18 +205,44 @@ def run(name, args, data, out):
     return record
 
 
-def train_teacher(args, recipe, data):
-    """The teacher for distillation: args.teacher trained on the student's training images, with
-    the student's seed, batch size and augmentation, its own epochs and learning rate, in
-    evaluation mode afterwards. Returns it and a summary for the JSON."""
+def teacher_spec(args, recipe, twin=False):
+    """The teacher to distil from, dict(model, epochs, lr), or None; ``recipe`` is updated in
+    place to name it (or to drop it, with --no-teacher). The recipe's teacher, if it names one,
+    with the flags' overrides; --teacher names one for a recipe without. A ConvNet twin is
+    trained without one, unless its recipe names it."""
+    spec = recipe.pop("teacher", None)
+    weight = recipe.pop("distill_weight", 0.5)
+    temperature = recipe.pop("distill_temperature", 2.0)
+    if args.no_teacher:
+        return None
+    if args.teacher is not None and not twin:
+        spec = dict(spec or dict(epochs=15, lr=0.01), model=args.teacher)
+    if spec is None:
+        return None
+    if args.teacher_epochs is not None:
+        spec["epochs"] = args.teacher_epochs
+    if args.teacher_lr is not None:
+        spec["lr"] = args.teacher_lr
+    if args.quick:
+        spec["epochs"] = 1
+    recipe.update(teacher=spec["model"],
+                  distill_weight=weight if args.distill_weight is None else args.distill_weight,
+                  distill_temperature=(temperature if args.distill_temperature is None
+                                       else args.distill_temperature))
+    return spec
+
+
+def train_teacher(args, spec, recipe, data):
+    """The teacher for distillation: spec["model"] trained on the student's training images, with
+    the student's seed, batch size and augmentation, its own epochs and learning rate (pools
+    folded with --fold-pools), in evaluation mode afterwards. Returns it and a summary for the JSON."""
     from minisc.models import build_model, fold_pools
     from minisc.train import evaluate, train
 
-    settings = {k: v for k, v in recipe.items() if k not in ("label_smoothing",)}
-    settings.update(epochs=args.teacher_epochs, lr=args.teacher_lr)
-    if args.quick:
-        settings["epochs"] = 1
-    teacher = build_model(args.teacher, rng=args.seed)
+    settings = {k: v for k, v in recipe.items()
+                if k not in ("label_smoothing", "teacher", "distill_weight", "distill_temperature")}
+    settings.update(epochs=spec["epochs"], lr=spec["lr"])
+    teacher = build_model(spec["model"], rng=args.seed)
     if args.fold_pools:
         teacher = fold_pools(teacher)
     start = time.perf_counter()
@@ -221,9 +251,9 @@ def train_teacher(args, recipe, data):
     seconds = time.perf_counter() - start
     _, accuracy = evaluate(teacher, data["x_test"], data["y_test"])
     teacher.eval()
-    print(f"teacher {args.teacher}: {teacher.n_params:,} parameters, {settings['epochs']} epochs in "
+    print(f"teacher {spec['model']}: {teacher.n_params:,} parameters, {settings['epochs']} epochs in "
           f"{seconds / 60:.1f} min, {data['held_out']} accuracy {accuracy:.4f}", flush=True)
-    return teacher, dict(model=args.teacher, n_params=teacher.n_params, recipe=settings,
+    return teacher, dict(model=spec["model"], n_params=teacher.n_params, recipe=settings,
                          seconds=seconds, final_accuracy=accuracy)
 
 

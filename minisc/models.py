@@ -246,12 +246,25 @@ RECIPES = {
     # (fashion-1890-batch50-validation-seed*.json); padding 1 on the first SCS layer, 89.875%
     # (fashion-1890-padded-validation-seed*.json); two wider pairs instead of three, 89.905%
     # (fashion-1890-twopairs-validation-seed*.json).
-    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=200, shift=0,
-                         flip=FASHION_CLOTHES_NOT_SHOES),
+    # Then knowledge distillation (Hinton et al., 2015), with the rule "a mean of validation
+    # seeds 0 and 1 of at least 90.10%", written down before the runs: the 120-epoch recipe,
+    # trained towards 0.5 x the label + 0.5 x the class probabilities, softened by a temperature
+    # of 2, of a `reference` network (52,189 parameters) trained first on the same images for
+    # 15 epochs (peak lr 0.01). Validation ended at 90.23% and 89.99%, a mean of 90.11%
+    # (fashion-1890-distilled-validation-seed*.json): taken. Only the student's 1,856
+    # parameters are the model; the teacher is part of the recipe, and its minutes count.
+    "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0,
+                         flip=FASHION_CLOTHES_NOT_SHOES,
+                         teacher=dict(model="reference", epochs=15, lr=0.01), distill_weight=0.5,
+                         distill_temperature=2.0),
     "mnist-1398": dict(_ONE_CYCLE, data="mnist", epochs=60, flip=False),
 }
+# The ConvNet twins: the same recipe at lr 0.01, without a teacher (their figures are of
+# recipes without one).
+_DISTILLATION = ("teacher", "distill_weight", "distill_temperature")
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
-    RECIPES[_name + "-convnet"] = dict(RECIPES[_name], lr=0.01)
+    RECIPES[_name + "-convnet"] = {k: v for k, v in dict(RECIPES[_name], lr=0.01).items()
+                                   if k not in _DISTILLATION}
 
 
 def build_model(name, rng=None, dtype=np.float32, n_classes=10):

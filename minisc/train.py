@@ -355,6 +355,31 @@ class TeacherTargets:
         return softmax(logits, self.temperature)
 
 
+TEACHER_KEYS = ("model", "epochs", "lr")
+
+
+def train_teacher(spec, x_train, y_train, *, seed=0, log=print, progress=False, **settings):
+    """The teacher a recipe names, trained: spec = dict(model=NAME, epochs=E, lr=LR).
+
+    It is built with the student's seed and trained on the student's images with the student's
+    batch size, optimizer, schedule and augmentation (``settings``), for its own epochs at its
+    own peak learning rate. Same seed, data and thread count: the same teacher, to the bit, so
+    a resumed run trains the very teacher it started with. Returned in evaluation mode."""
+    if not (isinstance(spec, dict) and set(spec) == set(TEACHER_KEYS) and spec["model"] in MODELS):
+        raise ValueError(f"train: a teacher given as a dict must be dict(model=NAME, epochs=E, lr=LR) "
+                         f"with NAME one of {sorted(MODELS)}; got {spec!r}")
+    teacher = build_model(spec["model"], rng=seed)
+    log(f"training the teacher first: {spec['model']}, {spec['epochs']} epochs at peak lr {spec['lr']}")
+    start = time.perf_counter()
+    history = train(teacher, x_train, y_train, epochs=spec["epochs"], lr=spec["lr"], seed=seed,
+                    progress=progress, log=lambda *a: None, **settings)
+    log(f"teacher {spec['model']} ({teacher.n_params:,} parameters): {spec['epochs']} epochs in "
+        f"{time.perf_counter() - start:.0f} s, accuracy on its training batches "
+        f"{history['train_acc'][-1]:.4f}")
+    teacher.eval()
+    return teacher
+
+
 def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_size=64, lr=0.01,
           optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, label_smoothing=0.0,
           teacher=None, distill_weight=0.5, distill_temperature=2.0, seed=0, progress=True,
@@ -370,7 +395,8 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     mirrors about half of the classes 0 and 1, never the rest). label_smoothing: train towards
     (1 - eps) * onehot + eps / classes instead of onehot (see SoftmaxCrossEntropy; the losses in
     the history are then the smoothed ones for training, plain cross-entropy for x_val).
-    teacher: a trained model to distil from (knowledge distillation): the target becomes
+    teacher: a trained model to distil from (knowledge distillation), or a recipe's
+    dict(model=NAME, epochs=E, lr=LR) naming one to train first (train_teacher): the target becomes
     (1 - distill_weight) * (the label's target) + distill_weight * the teacher's
     softmax(logits / distill_temperature) for the same, augmented, image (see
     SoftmaxCrossEntropy and TeacherTargets; the teacher is not changed). seed
@@ -409,6 +435,10 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     if resume and checkpoint_dir is None:
         raise ValueError("train: resume=True needs the checkpoint_dir of the run to continue")
     rng = np.random.default_rng(seed)
+    if isinstance(teacher, dict):
+        teacher = train_teacher(teacher, x_train, y_train, seed=seed, log=log, progress=progress,
+                                batch_size=batch_size, optimizer=optimizer, schedule=schedule,
+                                shift=shift, flip=flip)
     loss_fn = SoftmaxCrossEntropy(label_smoothing, distill_weight if teacher is not None else 0.0)
     teacher_targets = None if teacher is None else TeacherTargets(
         teacher, x_train, distill_temperature, shift, flip)
@@ -640,8 +670,10 @@ def _plan(parser, args):
                                           or args.distill_temperature is not None):
             parser.error("arguments --distill-weight and --distill-temperature need --teacher "
                          "MODEL.npz, the trained model to distil from")
-        if "teacher" in settings:
+        if isinstance(settings.get("teacher"), str):         # a file; a recipe's teacher is a dict
             _check_teacher_file(parser, settings["teacher"])
+        if args.quick and isinstance(settings.get("teacher"), dict):
+            settings["teacher"] = dict(settings["teacher"], epochs=1)   # a smoke test: a 1-epoch teacher
         if args.quick and args.epochs is None:
             settings["epochs"] = 1
         out = Path(args.out or "runs/latest")
@@ -708,8 +740,10 @@ def _run(args, name, data_name, quick, seed, settings, out, resuming, done):
     print(f"training: {settings}, seed {seed}")
     metadata = {"model": name, "data": data_name, "epochs": settings["epochs"], "quick": quick,
                 "seed": seed, "settings": settings, "threads": get_num_threads()}
-    # The settings name the teacher by its file; train() wants the model itself.
-    teacher = {"teacher": load_model(settings["teacher"])} if "teacher" in settings else {}
+    # --teacher names a file, and train() wants the model itself; a recipe's teacher,
+    # dict(model, epochs, lr), train() trains first (the same teacher again on --resume).
+    teacher = ({"teacher": load_model(settings["teacher"])} if isinstance(settings.get("teacher"), str)
+               else {})
     history = train(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                     seed=seed, progress=not args.no_progress, checkpoint_dir=out, metadata=metadata,
                     resume=resuming, **dict(settings, **teacher))

@@ -111,6 +111,26 @@ def test_records_quick_run_with_a_teacher(tmp_path):
     assert twin["teacher"] is None and "teacher" not in twin["recipe"]
 
 
+def test_records_trains_the_teacher_a_recipe_names_unless_told_not_to(tmp_path):
+    import json
+
+    from minisc.models import RECIPES
+
+    script = SCRIPT.parent / "records.py"
+    common = [sys.executable, str(script), "fashion-1890", "--quick", "--data", "sample", "--threads", "1"]
+    for extra in ([], ["--no-teacher"]):
+        out = tmp_path / (extra[0][2:] if extra else "recipe")
+        done = subprocess.run(common + extra + ["--out", str(out)], capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        record = json.loads((out / "fashion-1890-seed0.json").read_text())
+        if extra:
+            assert record["teacher"] is None and "teacher" not in record["recipe"]
+        else:
+            spec = RECIPES["fashion-1890"]["teacher"]
+            assert record["teacher"]["model"] == spec["model"] and record["teacher"]["recipe"]["lr"] == spec["lr"]
+            assert record["recipe"]["distill_weight"] == RECIPES["fashion-1890"]["distill_weight"]
+
+
 def test_records_validation_run_keeps_its_own_files(tmp_path):
     """A validation run and a test run of the same seed must not overwrite each other."""
     import json

@@ -195,6 +195,8 @@ def test_threads_flag_runs_a_recipe_with_class_flips(tmp_path):
     meta = minisc.load(tmp_path / "r" / "model.npz").metadata
     assert meta["threads"] == 1
     assert list(meta["settings"]["flip"]) == [0, 1, 2, 3, 4, 6, 8]
+    # its recipe's teacher was trained first, for one epoch in a smoke test
+    assert meta["settings"]["teacher"] == dict(minisc.models.RECIPES["fashion-1890"]["teacher"], epochs=1)
 
 
 def test_a_teacher_file_that_is_not_a_model_is_refused(capsys, no_work, tmp_path):

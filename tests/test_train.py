@@ -204,3 +204,26 @@ def test_distillation_in_train_changes_the_steps_not_the_teacher_or_the_data_ord
             train(build_model("scs-tiny", rng=0), x, y, epochs=1, progress=False, **extra)
     with pytest.raises(TypeError, match="teacher must be a trained model"):
         train(build_model("scs-tiny", rng=0), x, y, epochs=1, progress=False, teacher="reference")
+
+
+def test_a_teacher_named_by_a_recipe_is_trained_first_and_is_the_same_every_time():
+    """teacher=dict(model, epochs, lr) trains that model first on the same images with the same
+    seed and augmentation: the student's run is then exactly the one with that trained teacher
+    passed in, so a resumed run, which trains it again, distils from the very same teacher."""
+    from minisc.train import train_teacher
+    data = load_dataset("sample", quick=True, log=lambda *a: None)
+    x, y = data["x_train"][:96], data["y_train"][:96]
+    spec = dict(model="scs-tiny", epochs=2, lr=0.02)
+    common = dict(epochs=1, lr=0.02, batch_size=32, seed=3, flip=[0, 1, 2], progress=False,
+                  log=lambda *a: None)
+    teacher = train_teacher(spec, x, y, seed=3, batch_size=32, optimizer="adam", schedule="warmup-cosine",
+                            shift=0, flip=[0, 1, 2], log=lambda *a: None)
+    assert not teacher.training
+    named, given = build_model("scs-tiny", rng=0), build_model("scs-tiny", rng=0)
+    by_name = train(named, x, y, teacher=spec, **common)
+    by_model = train(given, x, y, teacher=teacher, **common)
+    assert by_name["train_loss"] == by_model["train_loss"]
+    np.testing.assert_array_equal(named.layers[0].params["w"], given.layers[0].params["w"])
+    for bad in (dict(model="resnet", epochs=1, lr=0.01), dict(model="scs-tiny", epochs=1)):
+        with pytest.raises(ValueError, match=r"a teacher given as a dict must be dict\(model=NAME, epochs=E, lr=LR\)"):
+            train(build_model("scs-tiny", rng=0), x, y, teacher=bad, **common)
