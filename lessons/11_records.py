@@ -93,6 +93,12 @@ print(f"one full 3x3 SCS layer 32 -> 20 would cost {full.n_params:,} on its own"
 # random and not shifted: on a validation split, shifts cost the 2,764-parameter network a
 # point of accuracy (too small a network to use harder training images; see benchmarks/results/NOTEBOOK.md).
 #
+# `fashion-1890`'s recipe also names a *teacher*: a `reference` network (52,189 parameters)
+# trained first on the same images, whose class probabilities the small network learns from
+# as well as from the labels (knowledge distillation; see the glossary). Only the 1,856
+# parameters of the small network are the model; the teacher is thrown away after training,
+# and its minutes count in the recipe's hour.
+#
 # The full recipes take most of an hour each; here `mnist-1398` trains for two epochs on the
 # embedded sample, enough to watch it learn. The real thing is one command, printed below.
 
