@@ -211,6 +211,7 @@ def teacher_spec(args, recipe, twin=False):
     with the flags' overrides; --teacher names one for a recipe without. A ConvNet twin is
     trained without one, unless its recipe names it."""
     spec = recipe.pop("teacher", None)
+    spec = None if spec is None else dict(spec)     # a copy: RECIPES itself stays as it is
     weight = recipe.pop("distill_weight", 0.5)
     temperature = recipe.pop("distill_temperature", 2.0)
     if args.no_teacher:

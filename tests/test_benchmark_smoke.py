@@ -111,6 +111,26 @@ def test_records_quick_run_with_a_teacher(tmp_path):
     assert twin["teacher"] is None and "teacher" not in twin["recipe"]
 
 
+def test_records_teacher_overrides_leave_the_recipe_itself_alone():
+    """records.py's teacher flags change the run's copy of a recipe, never minisc.models.RECIPES."""
+    import argparse
+    import importlib.util
+
+    from minisc.models import RECIPES
+
+    spec = importlib.util.spec_from_file_location("records", SCRIPT.parent / "records.py")
+    records = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(records)
+    before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in RECIPES["fashion-1890"].items()}
+    args = argparse.Namespace(no_teacher=False, teacher=None, teacher_epochs=3, teacher_lr=0.5,
+                              distill_weight=None, distill_temperature=4.0, quick=True)
+    recipe = dict(RECIPES["fashion-1890"])
+    teacher = records.teacher_spec(args, recipe)
+    assert teacher == dict(before["teacher"], epochs=1, lr=0.5)          # --quick: a 1-epoch teacher
+    assert recipe["distill_temperature"] == 4.0 and recipe["teacher"] == before["teacher"]["model"]
+    assert RECIPES["fashion-1890"] == before
+
+
 def test_records_trains_the_teacher_a_recipe_names_unless_told_not_to(tmp_path):
     import json
 
