@@ -646,15 +646,18 @@ def _check_out(parser, out):
         parser.error(f"argument --out: the folder {out} is not writable; expected a folder you can write in")
 
 
-def _check_teacher_file(parser, path):
-    """--teacher must name a model file minisc can load."""
+def _check_teacher_file(parser, path, flag="argument --teacher"):
+    """--teacher must name a model file minisc can load (and a resumed run's must still be there)."""
     if not Path(path).is_file():
-        parser.error(f"argument --teacher: {path} is not a file; expected a model saved by minisc, "
+        parser.error(f"{flag}: {path} is not a file; expected a model saved by minisc, "
                      "e.g. runs/scs/model.npz")
     try:
-        load_model(path)
+        teacher = load_model(path)
     except (ValueError, OSError) as err:
-        parser.error(f"argument --teacher: cannot load {path}: {err}")
+        parser.error(f"{flag}: cannot load {path}: {err}")
+    if teacher.input_shape != (1, 28, 28) or tuple(teacher.output_shapes()[-1]) != (10,):
+        parser.error(f"{flag}: {path} does not take 28x28 images to 10 class scores "
+                     f"(its input shape: {teacher.input_shape}); a teacher must, like the student")
 
 
 def _plan(parser, args):
@@ -692,6 +695,8 @@ def _plan(parser, args):
         name, data, quick, seed, settings = (meta[k] for k in ("model", "data", "quick", "seed", "settings"))
     except (ValueError, KeyError) as err:
         parser.error(f"argument --resume: cannot continue {out}: {err}")
+    if isinstance(settings.get("teacher"), str):             # the run's teacher file, still there?
+        _check_teacher_file(parser, settings["teacher"], "argument --resume: the run's teacher")
     return name, data, quick, seed, settings, out, True
 
 

@@ -218,3 +218,22 @@ def test_teacher_flag_distils_from_a_saved_model(tmp_path):
                         "--teacher", str(teacher), "--distill-weight", "0.8", "--out", str(tmp_path / "r")]) == 0
     settings = minisc.load(tmp_path / "r" / "model.npz").metadata["settings"]
     assert settings["teacher"] == str(teacher) and settings["distill_weight"] == 0.8
+
+
+def test_a_teacher_of_another_shape_or_a_vanished_one_is_refused(capsys, no_work, tmp_path):
+    odd = tmp_path / "odd.npz"
+    minisc.Sequential([minisc.Flatten(), minisc.Dense(64, 3, rng=0)], input_shape=(1, 8, 8)).save(odd)
+    err = _refused(capsys, ["--teacher", str(odd), "--out", str(tmp_path / "run")])
+    assert f"argument --teacher: {odd} does not take 28x28 images to 10 class scores" in err
+    # a run distilled from a file that is gone by the time it is resumed
+    run, teacher = tmp_path / "run2", tmp_path / "teacher.npz"
+    build_model("scs-tiny", rng=3).save(teacher)
+    run.mkdir()
+    model = build_model("scs-tiny", rng=0)
+    model.metadata = dict(model="scs-tiny", data="sample", quick=True, seed=0, epochs_done=0,
+                          settings=dict(mtrain.RECIPES["scs-tiny"], teacher=str(teacher)))
+    model.save(run / "model.npz")
+    (run / mtrain.STATE_FILE).write_text("{}")
+    teacher.unlink()
+    err = _refused(capsys, ["--resume", str(run)])
+    assert f"argument --resume: the run's teacher: {teacher} is not a file" in err
