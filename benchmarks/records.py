@@ -153,7 +153,7 @@ def run(name, args, data, out):
     teacher, teacher_record = None, None
     spec = teacher_spec(args, recipe, twin=name.endswith("-convnet"))
     if spec is not None:
-        teacher, teacher_record = train_teacher(args, spec, recipe, data)
+        teacher, teacher_record = trained_teacher(args, spec, recipe, data)
     model = build_model(name, rng=args.seed)
     if args.fold_pools:
         model = fold_pools(model)
@@ -233,28 +233,23 @@ def teacher_spec(args, recipe, twin=False):
     return spec
 
 
-def train_teacher(args, spec, recipe, data):
-    """The teacher for distillation: spec["model"] trained on the student's training images, with
-    the student's seed, batch size and augmentation, its own epochs and learning rate (pools
-    folded with --fold-pools), in evaluation mode afterwards. Returns it and a summary for the JSON."""
-    from minisc.models import build_model, fold_pools
-    from minisc.train import evaluate, train
+def trained_teacher(args, spec, recipe, data):
+    """The teacher for distillation, trained by minisc.train.train_teacher on the student's
+    training images with the student's seed, batch size and augmentation (pools folded with
+    --fold-pools), then scored on the held-out images. Returns it and a summary for the JSON."""
+    from minisc.train import evaluate, train_teacher
 
-    settings = {k: v for k, v in recipe.items()
-                if k not in ("label_smoothing", "teacher", "distill_weight", "distill_temperature")}
-    settings.update(epochs=spec["epochs"], lr=spec["lr"])
-    teacher = build_model(spec["model"], rng=args.seed)
-    if args.fold_pools:
-        teacher = fold_pools(teacher)
+    settings = {k: v for k, v in recipe.items() if k in ("batch_size", "optimizer", "schedule", "shift",
+                                                           "flip")}
     start = time.perf_counter()
-    train(teacher, data["x_train"], data["y_train"], seed=args.seed, progress=False,
-          log=lambda *a: None, **settings)
+    teacher = train_teacher(spec, data["x_train"], data["y_train"], seed=args.seed, log=lambda *a: None,
+                       fold=args.fold_pools, **settings)
     seconds = time.perf_counter() - start
     _, accuracy = evaluate(teacher, data["x_test"], data["y_test"])
-    teacher.eval()
-    print(f"teacher {spec['model']}: {teacher.n_params:,} parameters, {settings['epochs']} epochs in "
+    print(f"teacher {spec['model']}: {teacher.n_params:,} parameters, {spec['epochs']} epochs in "
           f"{seconds / 60:.1f} min, {data['held_out']} accuracy {accuracy:.4f}", flush=True)
-    return teacher, dict(model=spec["model"], n_params=teacher.n_params, recipe=settings,
+    return teacher, dict(model=spec["model"], n_params=teacher.n_params,
+                         recipe=dict(settings, epochs=spec["epochs"], lr=spec["lr"]),
                          seconds=seconds, final_accuracy=accuracy)
 
 

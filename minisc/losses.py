@@ -33,12 +33,14 @@ class SoftmaxCrossEntropy:
     """
 
     def __init__(self, label_smoothing=0.0, distill_weight=0.0):
-        for name, value, top in (("label_smoothing", label_smoothing, "(not including) 1"),
-                                 ("distill_weight", distill_weight, "1")):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-                    or not (0.0 <= value < 1.0 or (name == "distill_weight" and value == 1.0)):
-                raise ValueError(f"SoftmaxCrossEntropy: {name} must be a number from 0 up to "
-                                 f"{top}, got {value!r}")
+        def number(v):                  # (NaN is refused by the comparisons below)
+            return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+        if not (number(label_smoothing) and 0.0 <= label_smoothing < 1.0):
+            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be a number from 0 up to "
+                             f"(not including) 1, got {label_smoothing!r}")
+        if not (number(distill_weight) and 0.0 <= distill_weight <= 1.0):
+            raise ValueError(f"SoftmaxCrossEntropy: distill_weight must be a number from 0 up to 1, "
+                             f"got {distill_weight!r}")
         self.label_smoothing = float(label_smoothing)
         self.distill_weight = float(distill_weight)
 
@@ -102,6 +104,14 @@ class SoftmaxCrossEntropy:
         grad = self._probs - self._target(self._labels, self._probs.shape[1], self._probs.dtype)
         grad /= len(self._labels)
         return grad
+
+
+def softmax(logits, temperature=1.0):
+    """Row-wise softmax(logits / temperature), computed without overflow: (N, classes) -> same."""
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def check_labels(labels, n, who):

@@ -53,9 +53,9 @@ from . import data as mdata
 from .cli import OneLineParser, non_negative_int, positive_float, positive_int
 from .files import atomic_write
 from .layers import SharpCosSim2D
-from .losses import SoftmaxCrossEntropy, check_labels
+from .losses import SoftmaxCrossEntropy, check_labels, softmax
 from .model import load as load_model
-from .models import MODELS, RECIPES, build_model
+from .models import MODELS, RECIPES, build_model, fold_pools
 from .optim import SGD, Adam
 from .parallel import get_num_threads, set_num_threads
 
@@ -223,18 +223,21 @@ def scs_layer_state(model):
             [float(layer.params["q"][0]) for layer in layers])
 
 
-def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing):
+def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing,
+                    distill_weight=0.5, distill_temperature=2.0):
     """Every training setting in range, or a ValueError naming it and what is expected."""
     def whole(v):
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    def number(v):
+        return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
     flip_ok = isinstance(flip, (bool, np.bool_)) or (
         isinstance(flip, (list, tuple)) and all(whole(c) and c >= 0 for c in flip))
     problems = [
         (not (whole(epochs) and epochs >= 1), f"epochs must be an integer >= 1, got {epochs!r}"),
         (not (whole(batch_size) and batch_size >= 1),
          f"batch_size must be an integer >= 1, got {batch_size!r}"),
-        (not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
-              and math.isfinite(lr) and lr > 0), f"lr must be a number > 0, got {lr!r}"),
+        (not (number(lr) and lr > 0), f"lr must be a number > 0, got {lr!r}"),
         (optimizer not in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}"),
         (schedule not in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {schedule!r}"),
         (not (whole(shift) and 0 <= shift <= MAX_SHIFT),
@@ -242,9 +245,12 @@ def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, se
         (not flip_ok, "flip must be True, False or a list of the class labels (integers >= 0) "
                       f"whose images may be mirrored, got {flip!r}"),
         (not (whole(seed) and seed >= 0), f"seed must be an integer >= 0, got {seed!r}"),
-        (not (isinstance(label_smoothing, (int, float, np.floating)) and not isinstance(label_smoothing, bool)
-              and 0 <= label_smoothing < 1),
+        (not (number(label_smoothing) and 0 <= label_smoothing < 1),
          f"label_smoothing must be a number from 0 up to (not including) 1, got {label_smoothing!r}"),
+        (not (number(distill_weight) and 0 <= distill_weight <= 1),
+         f"distill_weight must be a number from 0 to 1, got {distill_weight!r}"),
+        (not (number(distill_temperature) and distill_temperature > 0),
+         f"distill_temperature must be a number > 0, got {distill_temperature!r}"),
     ]
     for bad, message in problems:
         if bad:
@@ -311,14 +317,6 @@ def read_resume_state(folder):
     return state, opt_state, history
 
 
-def softmax(logits, temperature=1.0):
-    """Row-wise softmax(logits / temperature), computed without overflow: (N, classes) -> same."""
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class TeacherTargets:
     """A trained teacher's class probabilities, softened by a temperature, for distillation.
 
@@ -341,34 +339,38 @@ class TeacherTargets:
         self.cached = None
         if shift == 0:
             plain = teacher.predict(x_train)
-            mirrored = teacher.predict(x_train[..., ::-1]) if flip is not False else None
+            mirrored = teacher.predict(x_train[..., ::-1]) if flip else None     # flip: as train's
             self.cached = (plain, mirrored)
 
     def targets(self, idx, xb, mirrored):
         if self.cached is None:
             logits = self.teacher.predict(xb)
         else:
-            plain, flipped = self.cached
-            logits = plain[idx]
-            if mirrored is not None and mirrored.any():
-                logits[mirrored] = flipped[idx[mirrored]]
+            plain, flipped = self.cached                        # (N_train, classes) each
+            logits = plain[idx]                                 # (B, classes), a copy
+            if mirrored is not None and mirrored.any():         # mirrored: (B,) booleans
+                logits[mirrored] = flipped[idx[mirrored]]       # those rows: the mirror's logits
         return softmax(logits, self.temperature)
 
 
 TEACHER_KEYS = ("model", "epochs", "lr")
 
 
-def train_teacher(spec, x_train, y_train, *, seed=0, log=print, progress=False, **settings):
+def train_teacher(spec, x_train, y_train, *, seed=0, log=print, progress=False, fold=False, **settings):
     """The teacher a recipe names, trained: spec = dict(model=NAME, epochs=E, lr=LR).
 
     It is built with the student's seed and trained on the student's images with the student's
     batch size, optimizer, schedule and augmentation (``settings``), for its own epochs at its
     own peak learning rate. Same seed, data and thread count: the same teacher, to the bit, so
-    a resumed run trains the very teacher it started with. Returned in evaluation mode."""
+    a resumed run trains the very teacher it started with. fold=True trains it with its pools
+    folded into its SCS layers (minisc.models.fold_pools: faster, the same numbers but for
+    near-ties). Returned in evaluation mode."""
     if not (isinstance(spec, dict) and set(spec) == set(TEACHER_KEYS) and spec["model"] in MODELS):
         raise ValueError(f"train: a teacher given as a dict must be dict(model=NAME, epochs=E, lr=LR) "
                          f"with NAME one of {sorted(MODELS)}; got {spec!r}")
     teacher = build_model(spec["model"], rng=seed)
+    if fold:
+        teacher = fold_pools(teacher)
     log(f"training the teacher first: {spec['model']}, {spec['epochs']} epochs at peak lr {spec['lr']}")
     start = time.perf_counter()
     history = train(teacher, x_train, y_train, epochs=spec["epochs"], lr=spec["lr"], seed=seed,
@@ -414,16 +416,10 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     of x_val, no checkpoint), and p and q of every SCS layer (one entry per SCS layer, in model
     order, per epoch).
     """
-    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing)
-    if teacher is not None:
-        def number(v):
-            return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-        if not (number(distill_weight) and 0 <= distill_weight <= 1):
-            raise ValueError(f"train: distill_weight must be a number from 0 to 1, got {distill_weight!r}")
-        if not (number(distill_temperature) and distill_temperature > 0):
-            raise ValueError(f"train: distill_temperature must be a number > 0, got {distill_temperature!r}")
-        if distill_weight == 0:
-            teacher = None                  # nothing of the teacher would reach the target
+    _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing,
+                    distill_weight, distill_temperature)
+    if distill_weight == 0:
+        teacher = None                      # nothing of a teacher would reach the target
     flip_classes = None if isinstance(flip, (bool, np.bool_)) else list(flip)
     x_train = np.asarray(x_train)
     if x_train.ndim != 4:
