@@ -53,7 +53,8 @@ def test_pad_batch_last_copies_nothing_for_batch_last_views():
 
 
 @pytest.mark.parametrize("c,groups,k_g,k,stride", [(1, 1, 3, 5, 1), (3, 1, 2, 3, 2), (4, 1, 3, (2, 3), 1),
-                                                   (4, 2, 3, 3, 1), (3, 3, 1, (3, 2), 2), (4, 4, 1, 3, 1)])
+                                                   (4, 2, 3, 3, 1), (6, 2, 2, (3, 2), 2), (3, 3, 1, (3, 2), 2),
+                                                   (4, 4, 1, 3, 1)])
 def test_col2im_of_product_is_col2im_of_the_product(c, groups, k_g, k, stride):
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(1)

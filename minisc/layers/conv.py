@@ -58,7 +58,7 @@ class Conv2D(WindowedLayer):
         self.grads["b"][...] = dL_dy.sum(axis=2).reshape(K)
         if not self.needs_input_grad:
             return None
-        # dL/dcols = w_rows.T @ dL/dy, added back onto the pixels one kernel offset at a time
+        # dL/dcols = w_rows.T @ dL/dy, added back onto the pixels one row of kernel offsets at a time
         dL_dxp = col2im_of_product(w_rows, dL_dy, xp_shape, kh, kw, self.stride)  # (C, Hp, Wp, N)
         pad = self.padding
         _, _, h, w = x_shape

@@ -359,7 +359,7 @@ class SharpCosSim2D(WindowedLayer):
         #   dL/ds = sum over kernels of dL/ddot * w  +  dL/dnorm_s * s / sqrt(s . s + eps)
         # and dL/dx adds each patch's dL/ds back onto the pixels it came from. Two steps:
         # - the first term is the product w.T @ dL/ddot; col2im_of_product adds it onto the
-        #   pixels one kernel offset at a time (kh * kw products and strided adds);
+        #   pixels one row of kernel offsets at a time (kh products, kh * kw strided adds);
         xp = cache["xp"]
         dL_dxp = col2im_of_product(w_rows, dL_ddot, xp.shape, kh, kw, self.stride)  # (C, Hp, Wp, N)
         # - the second is a per-patch number times the patch itself, so on the pixels it is

@@ -136,9 +136,12 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
 
     The backward pass of a layer built on patch_matrix gets the patch gradients as such a
     product (dL/dpatches = kernels.T @ dL/doutputs). Instead of forming all of it (D * M
-    numbers per group) and then reading it back, take one kernel offset (a, b) at a time: the
-    gradient of every patch's (a, b) pixels is ``w_rows[..., (a, b) rows].T @ d_out``, added
-    onto those pixels at once. Same products, same adds, kh * kw of each.
+    numbers per group) and then reading it back, take one row a of kernel offsets at a time:
+    the gradient of every patch's pixels in row a, at every column offset b, is
+    ``w_rows[..., (c, a, every b) rows].T @ d_out``, and each of its kw slices, one per b, is
+    added onto its pixels at once. The same products and adds as col2im of the whole product,
+    in kh products of C/G * kw rows each: wide enough for BLAS to run them well, small enough
+    to stay in the processor's caches. (A depthwise layer takes one offset at a time, below.)
     """
     c, hp, wp, n = padded_shape
     groups, k_g, m = d_out.shape
@@ -146,14 +149,19 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
     w_out = (wp - kw) // stride + 1
     w_blocks = w_rows.reshape(groups, k_g, c // groups, kh, kw)         # (G, K/G, C/G, kh, kw)
     dxp = np.zeros(padded_shape, dtype=np.result_type(w_rows, d_out))
+    # A matrix product runs better wide: take a whole row of kernel offsets (kw of them) at a
+    # time. With one kernel per group (depthwise) the product has an inner size of 1, and a
+    # broadcast multiply computes the same numbers much faster; it gains nothing from width,
+    # so it takes one offset at a time.
+    width = kw if k_g > 1 else 1
     for a in range(kh):
-        for b in range(kw):
-            w_ab = w_blocks[:, :, :, a, b].transpose(0, 2, 1)           # (G, C/G, K/G)
-            # With one kernel per group (depthwise) the product has an inner size of 1: a
-            # broadcast multiply computes the same numbers, much faster than a matrix product.
-            block = w_ab * d_out if k_g == 1 else w_ab @ d_out           # (G, C/G, M)
-            dxp[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += \
-                block.reshape(c, h_out, w_out, n)
+        for b0 in range(0, kw, width):
+            w_ab = w_blocks[:, :, :, a, b0:b0 + width].reshape(groups, k_g, -1).transpose(0, 2, 1)
+            #                                                           (G, C/G * width, K/G)
+            block = w_ab * d_out if k_g == 1 else w_ab @ d_out          # (G, C/G * width, M)
+            block = block.reshape(c, width, h_out, w_out, n)            # rows (c, b) unfolded
+            for j, b in enumerate(range(b0, b0 + width)):
+                dxp[:, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += block[:, j]
     return dxp
 
 
