@@ -140,8 +140,8 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
     the gradient of every patch's pixels in row a, at every column offset b, is
     ``w_rows[..., (c, a, every b) rows].T @ d_out``, and each of its kw slices, one per b, is
     added onto its pixels at once. The same products and adds as col2im of the whole product,
-    in kh products of C/G * kw rows each: wide enough for BLAS to run them well, small enough
-    to stay in the processor's caches. (A depthwise layer takes one offset at a time, below.)
+    in kh products of C/G * kw rows each, which BLAS runs faster than kh * kw products of C/G
+    rows (benchmarks/README.md). (A depthwise layer takes one offset at a time, below.)
     """
     c, hp, wp, n = padded_shape
     groups, k_g, m = d_out.shape
@@ -151,8 +151,8 @@ def col2im_of_product(w_rows, d_out, padded_shape, kh, kw, stride):
     dxp = np.zeros(padded_shape, dtype=np.result_type(w_rows, d_out))
     # A matrix product runs better wide: take a whole row of kernel offsets (kw of them) at a
     # time. With one kernel per group (depthwise) the product has an inner size of 1, and a
-    # broadcast multiply computes the same numbers much faster; it gains nothing from width,
-    # so it takes one offset at a time.
+    # broadcast multiply computes the same numbers much faster; that one runs slower on the
+    # wider blocks of a whole row, so it takes one offset at a time.
     width = kw if k_g > 1 else 1
     for a in range(kh):
         for b0 in range(0, kw, width):
