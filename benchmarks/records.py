@@ -83,7 +83,8 @@ def parse_args(argv=None):
     teachers = ap.add_mutually_exclusive_group()
     teachers.add_argument("--teacher", default=None, metavar="MODEL",
                           help="distil from this model of minisc.models (e.g. reference), trained first on "
-                               "the same data with the same seed and augmentation; its time counts in the total")
+                               "the same data with the same seed and augmentation; its time counts in the total. "
+                               "With --twin or --twin-only the ConvNet twin gets the same teacher")
     teachers.add_argument("--no-teacher", action="store_true",
                           help="train without the teacher the recipe names, if any")
     ap.add_argument("--teacher-epochs", type=int, default=None, metavar="N",
@@ -151,7 +152,7 @@ def run(name, args, data, out):
     if args.quick:
         recipe["epochs"] = 1
     teacher, teacher_record = None, None
-    spec = teacher_spec(args, recipe, twin=name.endswith("-convnet"))
+    spec = teacher_spec(args, recipe)
     if spec is not None:
         teacher, teacher_record = trained_teacher(args, spec, recipe, data)
     model = build_model(name, rng=args.seed)
@@ -205,18 +206,19 @@ def run(name, args, data, out):
     return record
 
 
-def teacher_spec(args, recipe, twin=False):
+def teacher_spec(args, recipe):
     """The teacher to distil from, dict(model, epochs, lr), or None; ``recipe`` is updated in
     place to name it (or to drop it, with --no-teacher). The recipe's teacher, if it names one,
-    with the flags' overrides; --teacher names one for a recipe without. A ConvNet twin is
-    trained without one, unless its recipe names it."""
+    with the flags' overrides; --teacher names one for a recipe without. The ConvNet twins'
+    recipes name none, so a twin is trained without a teacher unless --teacher gives it one,
+    the same as its SCS model's: then both are trained with the same recipe."""
     spec = recipe.pop("teacher", None)
     spec = None if spec is None else dict(spec)     # a copy: RECIPES itself stays as it is
     weight = recipe.pop("distill_weight", 0.5)
     temperature = recipe.pop("distill_temperature", 2.0)
     if args.no_teacher:
         return None
-    if args.teacher is not None and not twin:
+    if args.teacher is not None:
         spec = dict(spec or dict(epochs=15, lr=0.01), model=args.teacher)
     if spec is None:
         return None

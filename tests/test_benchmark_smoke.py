@@ -88,7 +88,7 @@ def test_records_quick_run(tmp_path, fold):
 def test_records_quick_run_with_a_teacher(tmp_path):
     """--teacher trains the teacher first (its own epochs and learning rate, the student's seed
     and data), then the student distilled from it; the JSON says so, and the student's recipe
-    carries the distillation settings. The ConvNet twin is trained without a teacher."""
+    carries the distillation settings. With --twin, the ConvNet twin gets the same teacher."""
     import json
 
     script = SCRIPT.parent / "records.py"
@@ -108,7 +108,9 @@ def test_records_quick_run_with_a_teacher(tmp_path):
     assert teacher["recipe"]["lr"] == 0.02 and teacher["recipe"]["epochs"] == 1
     assert 0 <= teacher["final_accuracy"] <= 1
     twin = json.loads((tmp_path / "mnist-1398-convnet-seed0.json").read_text())
-    assert twin["teacher"] is None and "teacher" not in twin["recipe"]
+    assert twin["teacher"]["model"] == "scs-tiny" and twin["teacher"]["recipe"] == teacher["recipe"]
+    assert {k: twin["recipe"][k] for k in ("teacher", "distill_weight", "distill_temperature")} == \
+        dict(teacher="scs-tiny", distill_weight=0.7, distill_temperature=3.0)
 
 
 def test_records_teacher_overrides_leave_the_recipe_itself_alone():
@@ -132,12 +134,15 @@ def test_records_teacher_overrides_leave_the_recipe_itself_alone():
 
 
 def test_records_trains_the_teacher_a_recipe_names_unless_told_not_to(tmp_path):
+    """fashion-1890's recipe names a teacher, its ConvNet twin's does not: --twin trains the twin
+    without one (and --no-teacher trains neither with one)."""
     import json
 
     from minisc.models import RECIPES
 
     script = SCRIPT.parent / "records.py"
-    common = [sys.executable, str(script), "fashion-1890", "--quick", "--data", "sample", "--threads", "1"]
+    common = [sys.executable, str(script), "fashion-1890", "--quick", "--data", "sample", "--threads", "1",
+              "--twin"]
     for extra in ([], ["--no-teacher"]):
         out = tmp_path / (extra[0][2:] if extra else "recipe")
         done = subprocess.run(common + extra + ["--out", str(out)], capture_output=True, text=True, timeout=180)
@@ -149,6 +154,8 @@ def test_records_trains_the_teacher_a_recipe_names_unless_told_not_to(tmp_path):
             spec = RECIPES["fashion-1890"]["teacher"]
             assert record["teacher"]["model"] == spec["model"] and record["teacher"]["recipe"]["lr"] == spec["lr"]
             assert record["recipe"]["distill_weight"] == RECIPES["fashion-1890"]["distill_weight"]
+        twin = json.loads((out / "fashion-1890-convnet-seed0.json").read_text())
+        assert twin["teacher"] is None and "teacher" not in twin["recipe"]
 
 
 def test_records_validation_run_keeps_its_own_files(tmp_path):
