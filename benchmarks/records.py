@@ -245,7 +245,7 @@ def trained_teacher(args, spec, recipe, data):
                                                            "flip")}
     start = time.perf_counter()
     teacher = train_teacher(spec, data["x_train"], data["y_train"], seed=args.seed, log=lambda *a: None,
-                       fold=args.fold_pools, **settings)
+                            fold=args.fold_pools, **settings)
     seconds = time.perf_counter() - start
     _, accuracy = evaluate(teacher, data["x_test"], data["y_test"])
     print(f"teacher {spec['model']}: {teacher.n_params:,} parameters, {spec['epochs']} epochs in "

@@ -652,8 +652,9 @@ def _check_teacher_file(parser, path, flag="argument --teacher"):
     except (ValueError, OSError) as err:
         parser.error(f"{flag}: cannot load {path}: {err}")
     if teacher.input_shape != (1, 28, 28) or tuple(teacher.output_shapes()[-1]) != (10,):
-        parser.error(f"{flag}: {path} does not take 28x28 images to 10 class scores "
-                     f"(its input shape: {teacher.input_shape}); a teacher must, like the student")
+        parser.error(f"{flag}: {path} does not take 28x28 images to 10 class scores (it takes "
+                     f"{teacher.input_shape} to {tuple(teacher.output_shapes()[-1])}); a teacher "
+                     "must, like the student")
 
 
 def _plan(parser, args):
