@@ -96,6 +96,10 @@ def parse_args(argv=None):
     ap.add_argument("--distill-temperature", type=float, default=None, metavar="T",
                     help="the temperature that softens the teacher's probabilities (default: the "
                          "recipe's, else 2)")
+    ap.add_argument("--soften-student", default=None, action=argparse.BooleanOptionalAction,
+                    help="Hinton et al.'s form of distillation: the student's probabilities softened by "
+                         "the same temperature where they meet the teacher's, that part of the loss scaled "
+                         "by T^2 (default: the recipe's, else off)")
     ap.add_argument("--validation", type=int, default=0, metavar="N",
                     help="hold out the last N training images and report on them, not on the test set")
     ap.add_argument("--data", choices=("mnist", "fashion-mnist", "sample"), default=None,
@@ -216,6 +220,7 @@ def teacher_spec(args, recipe):
     spec = None if spec is None else dict(spec)     # a copy: RECIPES itself stays as it is
     weight = recipe.pop("distill_weight", 0.5)
     temperature = recipe.pop("distill_temperature", 2.0)
+    soften = recipe.pop("distill_soften_student", False)
     if args.no_teacher:
         return None
     if args.teacher is not None:
@@ -231,7 +236,8 @@ def teacher_spec(args, recipe):
     recipe.update(teacher=spec["model"],
                   distill_weight=weight if args.distill_weight is None else args.distill_weight,
                   distill_temperature=(temperature if args.distill_temperature is None
-                                       else args.distill_temperature))
+                                       else args.distill_temperature),
+                  distill_soften_student=soften if args.soften_student is None else args.soften_student)
     return spec
 
 

@@ -267,7 +267,7 @@ RECIPES = {
 }
 # The ConvNet twins: the same recipe at lr 0.01, without a teacher (their figures are of
 # recipes without one).
-_DISTILLATION = ("teacher", "distill_weight", "distill_temperature")
+_DISTILLATION = ("teacher", "distill_weight", "distill_temperature", "distill_soften_student")
 for _name in ("fashion-2764", "fashion-1890", "mnist-1398"):
     RECIPES[_name + "-convnet"] = {k: v for k, v in dict(RECIPES[_name], lr=0.01).items()
                                    if k not in _DISTILLATION}

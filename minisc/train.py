@@ -224,7 +224,7 @@ def scs_layer_state(model):
 
 
 def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing,
-                    distill_weight=0.5, distill_temperature=2.0):
+                    distill_weight=0.5, distill_temperature=2.0, distill_soften_student=False):
     """Every training setting in range, or a ValueError naming it and what is expected."""
     def whole(v):
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -251,6 +251,8 @@ def _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, se
          f"distill_weight must be a number from 0 to 1, got {distill_weight!r}"),
         (not (number(distill_temperature) and distill_temperature > 0),
          f"distill_temperature must be a number > 0, got {distill_temperature!r}"),
+        (not isinstance(distill_soften_student, (bool, np.bool_)),
+         f"distill_soften_student must be True or False, got {distill_soften_student!r}"),
     ]
     for bad, message in problems:
         if bad:
@@ -384,7 +386,8 @@ def train_teacher(spec, x_train, y_train, *, seed=0, log=print, progress=False, 
 
 def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_size=64, lr=0.01,
           optimizer="adam", schedule="warmup-cosine", shift=0, flip=False, label_smoothing=0.0,
-          teacher=None, distill_weight=0.5, distill_temperature=2.0, seed=0, progress=True,
+          teacher=None, distill_weight=0.5, distill_temperature=2.0, distill_soften_student=False,
+          seed=0, progress=True,
           save_path=None, callback=None, log=print, checkpoint_dir=None, metadata=None,
           resume=False):
     """Train ``model`` with mini-batch gradient descent; returns the history.
@@ -401,7 +404,10 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     dict(model=NAME, epochs=E, lr=LR) naming one to train first (train_teacher): the target becomes
     (1 - distill_weight) * (the label's target) + distill_weight * the teacher's
     softmax(logits / distill_temperature) for the same, augmented, image (see
-    SoftmaxCrossEntropy and TeacherTargets; the teacher is not changed). seed
+    SoftmaxCrossEntropy and TeacherTargets; the teacher is not changed). distill_soften_student:
+    Hinton et al.'s form instead, the teacher's part matched by the student's own softmax
+    softened by the same temperature, that part's loss scaled by temperature**2
+    (SoftmaxCrossEntropy's student_temperature). seed
     drives the shuffling and the augmentation, so a run is reproducible, with or without a
     teacher: the same seed shuffles and mirrors the same images either way. save_path: if given,
     the final model is saved there (atomically).
@@ -417,7 +423,7 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
     order, per epoch).
     """
     _check_settings(epochs, batch_size, lr, optimizer, schedule, shift, flip, seed, label_smoothing,
-                    distill_weight, distill_temperature)
+                    distill_weight, distill_temperature, distill_soften_student)
     if distill_weight == 0:
         teacher = None                      # nothing of a teacher would reach the target
     flip_classes = None if isinstance(flip, (bool, np.bool_)) else list(flip)
@@ -435,7 +441,8 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs=10, batch_s
         teacher = train_teacher(teacher, x_train, y_train, seed=seed, log=log, progress=progress,
                                 batch_size=batch_size, optimizer=optimizer, schedule=schedule,
                                 shift=shift, flip=flip)
-    loss_fn = SoftmaxCrossEntropy(label_smoothing, distill_weight if teacher is not None else 0.0)
+    loss_fn = SoftmaxCrossEntropy(label_smoothing, distill_weight if teacher is not None else 0.0,
+                                  distill_temperature if distill_soften_student else 1.0)
     teacher_targets = None if teacher is None else TeacherTargets(
         teacher, x_train, distill_temperature, shift, flip)
     opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
@@ -583,9 +590,9 @@ def weight_type(text):
 # The flags that set how a run trains. --resume takes them from the run itself, so giving one
 # with it is a contradiction, refused rather than silently ignored.
 _RUN_FLAGS = ("model", "data", "epochs", "lr", "batch_size", "schedule", "shift", "flip",
-              "label_smoothing", "teacher", "distill_weight", "distill_temperature", "seed", "out",
-              "quick", "threads")
-_DISTILL_FLAGS = ("teacher", "distill_weight", "distill_temperature")
+              "label_smoothing", "teacher", "distill_weight", "distill_temperature",
+              "distill_soften_student", "seed", "out", "quick", "threads")
+_DISTILL_FLAGS = ("teacher", "distill_weight", "distill_temperature", "distill_soften_student")
 
 
 def _parser():
@@ -614,6 +621,10 @@ def _parser():
                         help="with --teacher: the teacher's share of the target (default 0.5)")
     parser.add_argument("--distill-temperature", type=positive_float, default=None, metavar="T",
                         help="with --teacher: the temperature that softens its probabilities (default 2)")
+    parser.add_argument("--distill-soften-student", default=None, action=argparse.BooleanOptionalAction,
+                        help="with --teacher: match them with the student's probabilities softened by "
+                             "the same temperature, that part of the loss scaled by T^2 (Hinton et al.'s "
+                             "form; default: the recipe's, else off)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="default: 0")
     parser.add_argument("--out", default=None, help="folder for model.npz and history.json (default: runs/latest)")
     parser.add_argument("--quick", action="store_true", default=None,
@@ -666,10 +677,10 @@ def _plan(parser, args):
                     *_DISTILL_FLAGS):
             if getattr(args, key) is not None:
                 settings[key] = getattr(args, key)
-        if "teacher" not in settings and (args.distill_weight is not None
-                                          or args.distill_temperature is not None):
-            parser.error("arguments --distill-weight and --distill-temperature need --teacher "
-                         "MODEL.npz, the trained model to distil from")
+        if "teacher" not in settings and any(getattr(args, k) is not None for k in _DISTILL_FLAGS[1:]):
+            parser.error("arguments --distill-weight, --distill-temperature and "
+                         "--distill-soften-student need --teacher MODEL.npz, the trained model to "
+                         "distil from")
         if isinstance(settings.get("teacher"), str):         # a file; a recipe's teacher is a dict
             _check_teacher_file(parser, settings["teacher"])
         if args.quick and isinstance(settings.get("teacher"), dict):

@@ -95,22 +95,23 @@ def test_records_quick_run_with_a_teacher(tmp_path):
     done = subprocess.run(
         [sys.executable, str(script), "mnist-1398", "--quick", "--data", "sample", "--threads", "1",
          "--out", str(tmp_path), "--teacher", "scs-tiny", "--teacher-lr", "0.02",
-         "--distill-weight", "0.7", "--distill-temperature", "3", "--twin"],
+         "--distill-weight", "0.7", "--distill-temperature", "3", "--soften-student", "--twin"],
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "teacher scs-tiny: 1,935 parameters, 1 epochs" in done.stdout
     assert "(the teacher's training included)" in done.stdout
     record = json.loads((tmp_path / "mnist-1398-seed0.json").read_text())
-    assert {k: record["recipe"][k] for k in ("teacher", "distill_weight", "distill_temperature")} == \
-        dict(teacher="scs-tiny", distill_weight=0.7, distill_temperature=3.0)
+    distilling = ("teacher", "distill_weight", "distill_temperature", "distill_soften_student")
+    assert {k: record["recipe"][k] for k in distilling} == \
+        dict(teacher="scs-tiny", distill_weight=0.7, distill_temperature=3.0, distill_soften_student=True)
     teacher = record["teacher"]
     assert teacher["model"] == "scs-tiny" and teacher["n_params"] == 1935 and teacher["seconds"] > 0
     assert teacher["recipe"]["lr"] == 0.02 and teacher["recipe"]["epochs"] == 1
     assert 0 <= teacher["final_accuracy"] <= 1
     twin = json.loads((tmp_path / "mnist-1398-convnet-seed0.json").read_text())
     assert twin["teacher"]["model"] == "scs-tiny" and twin["teacher"]["recipe"] == teacher["recipe"]
-    assert {k: twin["recipe"][k] for k in ("teacher", "distill_weight", "distill_temperature")} == \
-        dict(teacher="scs-tiny", distill_weight=0.7, distill_temperature=3.0)
+    assert {k: twin["recipe"][k] for k in distilling} == \
+        dict(teacher="scs-tiny", distill_weight=0.7, distill_temperature=3.0, distill_soften_student=True)
 
 
 def test_records_teacher_overrides_leave_the_recipe_itself_alone():
@@ -125,11 +126,13 @@ def test_records_teacher_overrides_leave_the_recipe_itself_alone():
     spec.loader.exec_module(records)
     before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in RECIPES["fashion-1890"].items()}
     args = argparse.Namespace(no_teacher=False, teacher=None, teacher_epochs=3, teacher_lr=0.5,
-                              distill_weight=None, distill_temperature=4.0, quick=True)
+                              distill_weight=None, distill_temperature=4.0, soften_student=None,
+                              quick=True)
     recipe = dict(RECIPES["fashion-1890"])
     teacher = records.teacher_spec(args, recipe)
     assert teacher == dict(before["teacher"], epochs=1, lr=0.5)          # --quick: a 1-epoch teacher
     assert recipe["distill_temperature"] == 4.0 and recipe["teacher"] == before["teacher"]["model"]
+    assert recipe["distill_soften_student"] is False                    # the recipe's form, not given
     assert RECIPES["fashion-1890"] == before
 
 

@@ -61,7 +61,10 @@ def no_work(monkeypatch):
     (["--label-smoothing", "nan"], "argument --label-smoothing: expected a number from 0 up to"),
     (["--distill-weight", "1.5"], "argument --distill-weight: expected a number from 0 to 1, e.g. 0.5; got '1.5'"),
     (["--distill-temperature", "0"], "argument --distill-temperature: expected a number > 0, got 0"),
-    (["--distill-weight", "0.5"], "arguments --distill-weight and --distill-temperature need --teacher"),
+    (["--distill-weight", "0.5"], "arguments --distill-weight, --distill-temperature and "
+                                  "--distill-soften-student need --teacher"),
+    (["--distill-soften-student"], "arguments --distill-weight, --distill-temperature and "
+                                   "--distill-soften-student need --teacher"),
     (["--teacher", "no/such/model.npz"], "argument --teacher: no/such/model.npz is not a file; expected a "
                                          "model saved by minisc"),
 ])

@@ -36,7 +36,8 @@ def test_record_models_fit_their_budgets_and_recipes(name, budget):
     if "teacher" in recipe:                       # distilled: the teacher is named, not counted
         assert set(recipe["teacher"]) == {"model", "epochs", "lr"} and recipe["teacher"]["model"] in MODELS
         assert 0 < recipe["distill_weight"] <= 1 and recipe["distill_temperature"] > 0
-    assert not {"teacher", "distill_weight", "distill_temperature"} & set(RECIPES[name + "-convnet"])
+    assert not {"teacher", "distill_weight", "distill_temperature",
+                "distill_soften_student"} & set(RECIPES[name + "-convnet"])
 
 
 @pytest.mark.parametrize("name", RECORDS)

@@ -185,7 +185,9 @@ def test_distillation_in_train_changes_the_steps_not_the_teacher_or_the_data_ord
     before = [{k: v.copy() for k, v in layer.params.items()} for layer in teacher.layers]
     runs = {}
     for key, extra in (("none", {}), ("w0", dict(teacher=teacher, distill_weight=0.0)),
-                       ("w0.5", dict(teacher=teacher, distill_weight=0.5, distill_temperature=3.0))):
+                       ("w0.5", dict(teacher=teacher, distill_weight=0.5, distill_temperature=3.0)),
+                       ("soft", dict(teacher=teacher, distill_weight=0.5, distill_temperature=3.0,
+                                     distill_soften_student=True))):
         model = build_model("scs-tiny", rng=0)
         runs[key] = (model, train(model, x, y, x, y, epochs=1, lr=0.02, batch_size=32, seed=0, flip=True,
                                   progress=False, log=lambda *a: None, **extra))
@@ -193,13 +195,17 @@ def test_distillation_in_train_changes_the_steps_not_the_teacher_or_the_data_ord
     np.testing.assert_array_equal(runs["w0"][0].layers[-1].params["w"], runs["none"][0].layers[-1].params["w"])
     assert runs["w0.5"][1]["train_loss"] != runs["none"][1]["train_loss"]
     assert not np.array_equal(runs["w0.5"][0].layers[-1].params["w"], runs["none"][0].layers[-1].params["w"])
+    # Hinton et al.'s form is another loss: other losses, other steps
+    assert runs["soft"][1]["train_loss"] != runs["w0.5"][1]["train_loss"]
+    assert not np.array_equal(runs["soft"][0].layers[-1].params["w"], runs["w0.5"][0].layers[-1].params["w"])
     for layer, saved in zip(teacher.layers, before):
         for k, v in layer.params.items():
             np.testing.assert_array_equal(v, saved[k])
     bad = [(dict(teacher=teacher, distill_temperature=0), "distill_temperature must be a number > 0"),
            (dict(teacher=teacher, distill_temperature=float("nan")), "distill_temperature must be a number > 0"),
            (dict(teacher=teacher, distill_weight=1.5), "distill_weight must be a number from 0 to 1"),
-           (dict(teacher=teacher, distill_weight="0.5"), "distill_weight must be a number from 0 to 1")]
+           (dict(teacher=teacher, distill_weight="0.5"), "distill_weight must be a number from 0 to 1"),
+           (dict(teacher=teacher, distill_soften_student="yes"), "distill_soften_student must be True or False")]
     for extra, message in bad:
         with pytest.raises(ValueError, match=message):
             train(build_model("scs-tiny", rng=0), x, y, epochs=1, progress=False, **extra)

@@ -200,6 +200,55 @@ def test_distillation_value_and_gradient(a, eps):
     np.testing.assert_allclose(g.sum(axis=1), 0, atol=1e-12)
 
 
+@pytest.mark.parametrize("a,T,eps", [(0.5, 2.0, 0.0), (0.3, 4.0, 0.1), (1.0, 2.0, 0.0), (0.5, 0.5, 0.0)])
+def test_softened_student_value_and_gradient(a, T, eps):
+    """Hinton et al.'s form (student_temperature T): the loss is
+    -mean [(1 - a) sum t log softmax(z) + a T^2 sum tau log softmax(z / T)], computed here from
+    the formula, and its gradient matches finite differences in float64."""
+    rng = np.random.default_rng(5)
+    z = 3 * rng.standard_normal((6, 5))
+    labels = np.array([4, 0, 2, 2, 1, 3])
+    tau = rng.random((6, 5)) + 0.05
+    tau /= tau.sum(axis=1, keepdims=True)
+    loss = SCE(label_smoothing=eps, distill_weight=a, student_temperature=T)
+    value = loss.forward(z, labels, tau)
+
+    def log_softmax(v):
+        v = v - v.max(axis=1, keepdims=True)
+        return v - np.log(np.exp(v).sum(axis=1, keepdims=True))
+    t = np.full(z.shape, eps / 5)
+    t[np.arange(6), labels] += 1 - eps
+    expected = -((1 - a) * (t * log_softmax(z)).sum(axis=1)
+                 + a * T**2 * (tau * log_softmax(z / T)).sum(axis=1)).mean()
+    assert value == pytest.approx(expected, rel=1e-12)
+    g = loss.backward()
+
+    class WithTeacher(SCE):
+        def forward(self, logits, labels):
+            return super().forward(logits, labels, tau)
+    np.testing.assert_allclose(g, _numeric_gradient(WithTeacher(eps, a, T), z, labels), atol=1e-8)
+    np.testing.assert_allclose(g.sum(axis=1), 0, atol=1e-12)
+
+
+def test_softened_student_at_temperature_1_is_the_mixed_target():
+    """student_temperature 1 is the plain form, to the bit; at weight 1 the loss is smallest,
+    with a zero gradient, where the student's softened probabilities are the teacher's."""
+    rng = np.random.default_rng(6)
+    z, labels = rng.standard_normal((4, 3)), np.array([0, 2, 1, 1])
+    tau = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]])
+    plain, one = SCE(distill_weight=0.4), SCE(distill_weight=0.4, student_temperature=1)
+    assert plain.forward(z, labels, tau) == one.forward(z, labels, tau)
+    np.testing.assert_array_equal(plain.backward(), one.backward())
+    loss = SCE(distill_weight=1.0, student_temperature=3.0)
+    at_teacher = 3.0 * np.log(tau)                       # softmax(z / 3) = tau
+    value = loss.forward(at_teacher, labels, tau)
+    np.testing.assert_allclose(loss.backward(), 0, atol=1e-15)
+    assert loss.forward(at_teacher + [0.3, 0, 0], labels, tau) > value
+    for bad in (0, -1.0, float("nan"), float("inf"), "2", True):
+        with pytest.raises(ValueError, match="student_temperature must be a number > 0"):
+            SCE(distill_weight=0.5, student_temperature=bad)
+
+
 def test_distillation_with_weight_1_fits_the_teacher_not_the_labels():
     """At distill_weight 1 the labels no longer matter, and the loss is smallest, with a zero
     gradient, where the network's probabilities are the teacher's."""
