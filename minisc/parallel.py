@@ -37,7 +37,9 @@ last chunk never leaves: while the workers run the others, this process runs it 
 one BLAS thread, instead of only waiting for their answers. So n chunks need n - 1 workers,
 one process per core, and one chunk fewer to pickle. (On 2 cores, against two workers with
 this process waiting: 0.94 of the training step of fashion-2764 at batch 100 and 0.92 of the
-flagship's at 128, both with their pools folded; benchmarks/README.md.) The workers are
+flagship's at 128, both with their pools folded; benchmarks/README.md.) The pipes to a worker
+are widened to a megabyte where the system allows it (``PIPE_BYTES``), so that a request or a
+reply of a few hundred kilobytes goes through in one piece. The workers are
 started once, with ``python -c`` (no ``fork``: a process with BLAS threads running should not
 fork, and a fresh interpreter does not re-run your script), and live until the program ends.
 
@@ -323,6 +325,8 @@ class _Worker:
                 "from minisc.parallel import serve; serve()")
         self.proc = subprocess.Popen([sys.executable, "-c", code],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            _widen(pipe)
         self.release = []      # ids of kept replicas the worker may drop, sent with the next request
 
     def send(self, request):
@@ -370,6 +374,23 @@ class _Worker:
                 pipe.close()
             except OSError:
                 pass
+
+
+# A pipe holds 64 KB on Linux; a chunk's request (the replicas, then the images) and a reply
+# (the gradients) run to a few hundred. Through a 64 KB pipe they go in pieces, the writer
+# waiting after each one for the reader to be woken up and empty the pipe; through a 1 MB pipe,
+# in one write and one read. (benchmarks/README.md, "Pipes a megabyte wide".)
+PIPE_BYTES = 1 << 20
+
+
+def _widen(pipe):
+    """Make ``pipe`` hold PIPE_BYTES (Linux's F_SETPIPE_SZ; elsewhere, or if the system refuses,
+    it stays as it is: slower, not wrong)."""
+    try:
+        import fcntl
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 class _KeptInWorkers:

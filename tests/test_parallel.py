@@ -318,6 +318,30 @@ def test_the_last_chunk_runs_in_this_process(processes):
             np.testing.assert_allclose(split[2][key], whole[2][key], rtol=1e-4, atol=1e-6, err_msg=str(key))
 
 
+def test_worker_pipes_hold_a_whole_request(processes):
+    """On Linux, where the system allows pipes of PIPE_BYTES, both pipes of every worker are
+    widened to it, so a request or a reply goes through in one piece (and a pipe that cannot
+    be widened is left as it was, not an error)."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("no F_GETPIPE_SZ on this system")
+    try:
+        limit = int(open("/proc/sys/fs/pipe-max-size").read())
+    except OSError:
+        pytest.skip("no /proc/sys/fs/pipe-max-size on this system")
+    if limit < parallel.PIPE_BYTES:
+        pytest.skip(f"this system allows pipes of {limit} bytes at most")
+    one_step(small_model(), np.ones((40, 2, 7, 7), np.float32), np.arange(40) % 3)
+    sizes = [fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ)
+             for worker in parallel._workers for pipe in (worker.proc.stdin, worker.proc.stdout)]
+    assert sizes == [parallel.PIPE_BYTES] * 2 * len(parallel._workers) and sizes
+
+    class Closed:
+        def fileno(self):
+            raise OSError("closed")
+    parallel._widen(Closed())                   # refused: left alone, no error
+
+
 def test_a_method_swapped_in_runs_in_threads_for_every_chunk(processes, monkeypatch):
     # A worker would run the method as it is on disk, this process the swapped one: so the
     # whole batch goes through threads, and every chunk sees the new method.
