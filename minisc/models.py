@@ -258,7 +258,9 @@ RECIPES = {
     # (a median of 90.10% over the four). Rejected since, with the rule "a mean of validation
     # seeds 0 and 1 of at least 90.30%" (one seed's spread above 90.11%): the teacher trained
     # 40 epochs, 90.175% (fashion-1890-teacher40-validation-seed*.json); distill weight 0.9 and
-    # temperature 1, 90.035% (fashion-1890-sharpteacher-validation-seed*.json).
+    # temperature 1, 90.035% (fashion-1890-sharpteacher-validation-seed*.json); Hinton et al.'s
+    # form, the student softened by the same temperature (distill_soften_student=True), 90.085%
+    # (fashion-1890-softstudent-validation-seed*.json).
     "fashion-1890": dict(_ONE_CYCLE, data="fashion-mnist", epochs=120, shift=0,
                          flip=FASHION_CLOTHES_NOT_SHOES,
                          teacher=dict(model="reference", epochs=15, lr=0.01), distill_weight=0.5,
