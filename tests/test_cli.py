@@ -218,9 +218,11 @@ def test_teacher_flag_distils_from_a_saved_model(tmp_path):
     teacher = tmp_path / "teacher.npz"
     build_model("scs-tiny", rng=3).save(teacher)
     assert mtrain.main(["--model", "scs-tiny", "--quick", "--data", "sample", "--no-progress",
-                        "--teacher", str(teacher), "--distill-weight", "0.8", "--out", str(tmp_path / "r")]) == 0
+                        "--teacher", str(teacher), "--distill-weight", "0.8", "--distill-soften-student",
+                        "--out", str(tmp_path / "r")]) == 0
     settings = minisc.load(tmp_path / "r" / "model.npz").metadata["settings"]
     assert settings["teacher"] == str(teacher) and settings["distill_weight"] == 0.8
+    assert settings["distill_soften_student"] is True
 
 
 def test_a_teacher_of_another_shape_or_a_vanished_one_is_refused(capsys, no_work, tmp_path):
