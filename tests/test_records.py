@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minisc import Conv2D, MaxAbsPool2D, MaxPool2D, SharpCosSim2D, gradcheck
-from minisc.models import MODELS, RECIPES, build_model
+from minisc.models import FASHION_1890_WIDTHS, MODELS, RECIPES, _record_stack, build_model
 from minisc.train import one_cycle_at, random_flip, train
 
 RECORDS = {"fashion-2764": 2764, "fashion-1890": 1890, "mnist-1398": 1398}
@@ -20,6 +20,23 @@ def test_the_published_network_has_exactly_2764_parameters():
     assert per_layer == [322, 322, 662, 202, 422, 202, 422, 210]   # as counted in the original
     shapes = model.output_shapes()
     assert [s[1] for s in shapes if len(s) == 3] == [26, 13, 13, 13, 7, 7, 7, 4, 4, 4, 1]
+
+
+def test_fashion_1890_looks_at_full_resolution_with_its_first_depthwise_layer():
+    """The first pool sits between the first depthwise and pointwise layers: that depthwise layer
+    sees the 26x26 maps. Moving a pool moves no parameter: the count is that of the plain shape."""
+    model = build_model("fashion-1890", rng=0)
+    assert model.n_params == 1856
+    per_layer = [layer.n_params for layer in model.layers if layer.n_params]
+    assert per_layer == [222, 222, 370, 162, 274, 162, 274, 170]
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:4] == ["SharpCosSim2D", "SharpCosSim2D", "MaxAbsPool2D", "SharpCosSim2D"]
+    assert model.layers[1].groups == 22 and model.layers[3].kernel_size == (1, 1)
+    shapes = model.output_shapes()
+    assert [s[1] for s in shapes if len(s) == 3] == [26, 26, 13, 13, 7, 7, 7, 4, 4, 4, 1]
+    plain = _record_stack(FASHION_1890_WIDTHS, published=True, rng=0)
+    assert plain.n_params == model.n_params
+    assert [s[1] for s in plain.output_shapes() if len(s) == 3][:4] == [26, 13, 13, 13]
 
 
 @pytest.mark.parametrize("name,budget", RECORDS.items())
