@@ -24,7 +24,8 @@ the best epoch's. It writes, into --out (default runs/records/):
 
     NAME-seedS.json   the recipe, the parameter count and the per-epoch history
     NAME-seedS.png    held-out accuracy against epoch, with the target line
-    NAME-seedS.npz    the trained model (minisc.load it)
+    NAME-seedS.npz    the trained model (minisc.load it), in the shape build_model(NAME) gives
+                      it, pools apart, even when trained with --fold-pools
 
 (NAME-validation-seedS.* with --validation, so that a validation run and a test run of the
 same seed never overwrite each other.)
@@ -136,7 +137,7 @@ def run(name, args, data, out):
     import numpy as np
 
     from minisc import get_num_threads, get_parallel_mode
-    from minisc.models import RECIPES, build_model, fold_pools
+    from minisc.models import RECIPES, build_model, fold_pools, unfold_pools
     from minisc.train import evaluate, train
 
     recipe = dict(RECIPES[name])
@@ -202,6 +203,8 @@ def run(name, args, data, out):
                   history=history)
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
     command = "python benchmarks/records.py " + " ".join(sys.argv[1:])
+    if args.fold_pools:                 # saved in the shape build_model(name) gives, pools apart
+        model = unfold_pools(model)
     model.save(stem.with_suffix(".npz"), metadata=dict(
         model=name, data=data_name, seed=args.seed, recipe=recipe, held_out=data["held_out"],
         final_accuracy=final, epochs_done=len(history["epoch"]), quick=args.quick, command=command))

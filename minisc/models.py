@@ -332,3 +332,27 @@ def fold_pools(model):
     result = Sequential(folded, input_shape=model.input_shape)
     result.metadata = copy.deepcopy(model.metadata)
     return result
+
+
+def unfold_pools(model):
+    """fold_pools undone: every SharpCosSim2D built with a pool_size becomes a SharpCosSim2D
+    without one, followed by that MaxAbsPool2D. The weights are copied; the model passed in is
+    left as it was. A network trained folded is so saved, and read, in the shape its builder
+    in this file gives it (benchmarks/records.py --fold-pools does this before saving)."""
+    unfolded = []
+    for layer in model.layers:
+        if type(layer) is SharpCosSim2D and layer.pool is not None:
+            config = {k: v for k, v in layer.config().items() if k not in ("pool_size", "ceil_mode")}
+            alone = SharpCosSim2D(**config, dtype=layer.dtype)
+            for key, value in layer.params.items():
+                alone.params[key][...] = value
+            pool = MaxAbsPool2D(layer.pool.pool_size, layer.pool.ceil_mode, dtype=layer.dtype)
+            alone.training = pool.training = layer.training
+            unfolded += [alone, pool]
+        else:
+            twin = copy.deepcopy(layer)
+            twin._cache = None
+            unfolded.append(twin)
+    result = Sequential(unfolded, input_shape=model.input_shape)
+    result.metadata = copy.deepcopy(model.metadata)
+    return result

@@ -296,6 +296,26 @@ def test_fold_pools_gives_the_same_network_with_fewer_layers(name):
     assert np.abs(model.layers[0].params["w"]).max() > 0
 
 
+@pytest.mark.parametrize("name", ["scs", "fashion-2764", "fashion-1890"])
+def test_unfold_pools_gives_back_the_network_its_builder_makes(name):
+    from minisc.models import build_model, fold_pools, unfold_pools
+
+    model = build_model(name, rng=0, dtype=np.float64)
+    model.metadata = {"seed": 0}
+    back = unfold_pools(fold_pools(model))
+    assert [(type(a), a.config()) for a in back.layers] == [(type(b), b.config()) for b in model.layers]
+    for a, b in zip(back.layers, model.layers):
+        assert a.dtype == b.dtype and a.params.keys() == b.params.keys()
+        for key in a.params:
+            np.testing.assert_array_equal(a.params[key], b.params[key])
+    assert back.metadata == model.metadata and back.input_shape == model.input_shape
+    x = np.random.default_rng(0).random((3, 1, 28, 28))
+    np.testing.assert_array_equal(back.forward(x), model.forward(x))
+    back.layers[0].params["w"][...] = 0.0              # copies: the model passed in is untouched
+    assert np.abs(model.layers[0].params["w"]).max() > 0
+    assert unfold_pools(model).n_params == model.n_params     # nothing folded: a plain copy
+
+
 def test_fold_pools_leaves_a_subclass_as_it_is():
     """A tinkerer's own SharpCosSim2D subclass may compute something else: fold_pools must not
     replace it by the stock layer, and the folded model must give the same outputs."""
