@@ -2,9 +2,12 @@
 (the record runs themselves are benchmarks/records.py)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+import minisc
 
 from minisc import Conv2D, MaxAbsPool2D, MaxPool2D, SharpCosSim2D, gradcheck
 from minisc.models import FASHION_1890_WIDTHS, MODELS, RECIPES, _record_stack, build_model
@@ -138,3 +141,25 @@ def test_random_flip_can_spare_some_classes():
     assert np.all(mirrored ^ kept)
     assert not mirrored[np.isin(labels, [0, 2])].any()              # never the spared classes
     assert 70 < mirrored[np.isin(labels, [1, 3])].sum() < 130       # about half of the others
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "lessons" / "models").glob("*.npz"))
+
+
+def test_the_record_models_are_shipped():
+    assert [path.stem for path in SHIPPED] == sorted(RECORDS)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.name)
+def test_a_shipped_model_is_the_network_its_builder_makes(path):
+    """Lesson 11 opens these files as the record networks of minisc.models: a file left behind
+    when a design changes is caught here."""
+    trained = minisc.load(path)
+    meta = trained.metadata
+    assert meta["model"] == path.stem and meta["held_out"] == "test" and meta["quick"] is False
+    built = build_model(path.stem)
+    assert [(type(a), a.config()) for a in trained.layers] == [(type(b), b.config()) for b in built.layers]
+    assert trained.n_params == built.n_params <= RECORDS[path.stem]
+    assert meta["epochs_done"] == RECIPES[path.stem]["epochs"]
+    assert 0.5 < meta["final_accuracy"] <= 1
+    assert meta["command"].startswith(f"python benchmarks/records.py {path.stem} --seed {meta['seed']}")
