@@ -124,10 +124,11 @@ def _record_stack(widths, convnet=False, published=False, early_depthwise=False,
     early_depthwise=True moves the first pool from before the first pair to inside it, between
     its depthwise and its pointwise layer: that depthwise layer then looks at the 26x26 maps
     instead of 13x13 ones. The parameters are the same; its work is four times as large.
-    Every SCS layer
-    has the record's settings: p from 2, q from 0.37, an output scale alpha from 10; with
-    published=True also the published kernel draw and steps of p and q (PUBLISHED_SCS),
-    otherwise minisc's defaults (Glorot-uniform kernels, plain steps of p and q).
+
+    Every SCS layer has the record's settings: p from 2, q from 0.37, an output scale alpha
+    from 10; with published=True also the published kernel draw and steps of p and q
+    (PUBLISHED_SCS), otherwise minisc's defaults (Glorot-uniform kernels, plain steps of p
+    and q).
     convnet=True builds the twin: Conv2D + ReLU for each SCS layer (same groups), MaxPool2D for
     each MaxAbsPool2D, and a Standardize layer in front, as ConvNets like.
     """
