@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import minisc
-
 from minisc import Conv2D, MaxAbsPool2D, MaxPool2D, SharpCosSim2D, gradcheck
 from minisc.models import FASHION_1890_WIDTHS, MODELS, RECIPES, _record_stack, build_model
 from minisc.train import one_cycle_at, random_flip, train
