@@ -305,6 +305,30 @@ def build_model(name, rng=None, dtype=np.float32, n_classes=10):
     return MODELS[name](rng=rng, dtype=dtype, n_classes=n_classes)
 
 
+def _scs_with_weights_of(layer, config):
+    """A new SharpCosSim2D built from config, with copies of layer's parameters and its
+    training/eval mode: what fold_pools and unfold_pools put in place of an SCS layer."""
+    new = SharpCosSim2D(**config, dtype=layer.dtype)
+    for key, value in layer.params.items():
+        new.params[key][...] = value
+    new.training = layer.training
+    return new
+
+
+def _copy_of(layer):
+    """A copy of any other layer, without what its last forward kept (not the new model's)."""
+    twin = copy.deepcopy(layer)
+    twin._cache = None
+    return twin
+
+
+def _sequential_like(model, layers):
+    """A Sequential of these layers with model's input shape and a copy of its metadata."""
+    result = Sequential(layers, input_shape=model.input_shape)
+    result.metadata = copy.deepcopy(model.metadata)
+    return result
+
+
 def fold_pools(model):
     """The same network, faster: every SharpCosSim2D followed directly by a MaxAbsPool2D
     becomes one SharpCosSim2D with that pool_size, which pools its cosines before sharpening
@@ -321,20 +345,12 @@ def fold_pools(model):
         after = layers[i + 1] if i + 1 < len(layers) else None
         if type(layer) is SharpCosSim2D and layer.pool is None and type(after) is MaxAbsPool2D:
             config = dict(layer.config(), pool_size=list(after.pool_size), ceil_mode=after.ceil_mode)
-            merged = SharpCosSim2D(**config, dtype=layer.dtype)
-            for key, value in layer.params.items():
-                merged.params[key][...] = value
-            merged.training = layer.training
-            folded.append(merged)
+            folded.append(_scs_with_weights_of(layer, config))
             i += 2
         else:
-            twin = copy.deepcopy(layer)
-            twin._cache = None              # what the last forward kept is not the new model's
-            folded.append(twin)
+            folded.append(_copy_of(layer))
             i += 1
-    result = Sequential(folded, input_shape=model.input_shape)
-    result.metadata = copy.deepcopy(model.metadata)
-    return result
+    return _sequential_like(model, folded)
 
 
 def unfold_pools(model):
@@ -346,16 +362,9 @@ def unfold_pools(model):
     for layer in model.layers:
         if type(layer) is SharpCosSim2D and layer.pool is not None:
             config = {k: v for k, v in layer.config().items() if k not in ("pool_size", "ceil_mode")}
-            alone = SharpCosSim2D(**config, dtype=layer.dtype)
-            for key, value in layer.params.items():
-                alone.params[key][...] = value
             pool = MaxAbsPool2D(layer.pool.pool_size, layer.pool.ceil_mode, dtype=layer.dtype)
-            alone.training = pool.training = layer.training
-            unfolded += [alone, pool]
+            pool.training = layer.training
+            unfolded += [_scs_with_weights_of(layer, config), pool]
         else:
-            twin = copy.deepcopy(layer)
-            twin._cache = None
-            unfolded.append(twin)
-    result = Sequential(unfolded, input_shape=model.input_shape)
-    result.metadata = copy.deepcopy(model.metadata)
-    return result
+            unfolded.append(_copy_of(layer))
+    return _sequential_like(model, unfolded)
